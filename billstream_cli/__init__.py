@@ -1,0 +1,1 @@
+"""The `billstream` command: parses arguments, builds settings once, calls a component."""

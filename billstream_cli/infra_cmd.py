@@ -1,0 +1,64 @@
+"""`billstream infra up|down|status|logs`."""
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict
+
+from billstream_core.settings import Settings
+from infra.stack import LocalStack, ServiceStatus
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = sub.add_parser("infra", help="start/stop the local Kafka (KRaft) + MinIO stack",
+                            description="Fetch/build on first use, then run Kafka and MinIO on loopback.")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for name, help_text in (("up", "start both (idempotent), create topics and bucket"),
+                            ("down", "stop the processes this stack started"),
+                            ("status", "what runs where")):
+        action = actions.add_parser(name, help=help_text)
+        action.add_argument("--json", action="store_true", help="machine-readable output")
+    actions.add_parser("fetch", help="only fetch/build Kafka and MinIO into the cache")
+    actions.add_parser("provision", help="create the topics and the bucket on running services")
+    logs = actions.add_parser("logs", help="last lines of each service's log")
+    logs.add_argument("-n", "--lines", type=int, default=40)
+    parser.set_defaults(run=run)
+
+
+def print_status(statuses: list[ServiceStatus], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps([asdict(s) for s in statuses]))
+        return
+    for s in statuses:
+        state = f"running (pid {s.pid})" if s.running else "stopped"
+        print(f"{s.name:<6} {state:<22} {s.address:<22} log: {s.log_path}")
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    stack = LocalStack(settings)
+    if args.action == "up":
+        print_status(stack.up(), args.json)
+        return 0
+    if args.action == "down":
+        stopped = stack.down()
+        if args.json:
+            print(json.dumps({"stopped": stopped}))
+        else:
+            print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+        return 0
+    if args.action == "fetch":
+        paths = stack.prepare()
+        print("\n".join(f"{name}: {path}" for name, path in paths.items()))
+        return 0
+    if args.action == "provision":
+        stack.provision()
+        print("topics and bucket are in place")
+        return 0
+    if args.action == "status":
+        statuses = stack.status()
+        print_status(statuses, args.json)
+        return 0 if all(s.running for s in statuses) else 3
+    for name, lines in stack.logs(args.lines).items():
+        print(f"==> {name} <==")
+        print("\n".join(lines))
+    return 0

@@ -1,0 +1,50 @@
+"""Entry point of the `billstream` console command.
+
+Exit codes: 0 success, 1 a command failed (one line on stderr says why and what to do),
+2 bad usage or bad settings, 130 interrupted.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from billstream_cli import demo_cmd, infra_cmd, smoke_cmd
+from billstream_core.errors import BillstreamError, SettingsError
+from billstream_core.settings import load_settings
+
+COMMANDS = (demo_cmd, infra_cmd, smoke_cmd)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="billstream", description="High-concurrency bill recognition.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details to stderr")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        command.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        logging.getLogger("billstream.kafka").setLevel(logging.CRITICAL)
+    try:
+        settings = load_settings()
+        return int(args.run(settings, args))
+    except SettingsError as exc:
+        print(f"billstream: {exc}", file=sys.stderr)
+        return 2
+    except BillstreamError as exc:
+        print(f"billstream: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("billstream: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

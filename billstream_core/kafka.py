@@ -1,0 +1,153 @@
+"""Kafka client factories (confluent-kafka) and topic provisioning.
+
+Producers are idempotent with ``acks=all``. Delivery failures are held by the wrapper and
+raised at the next ``flush()``, so a caller cannot "succeed" while a record was lost.
+librdkafka's own logs go to the ``billstream.kafka`` logger, not to stderr.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError as RdKafkaError, KafkaException, Message, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from billstream_core.errors import BrokerUnavailable, DeliveryError, KafkaError
+from billstream_core.settings import KafkaSettings, TopicSpec
+
+log = logging.getLogger("billstream.kafka")
+
+
+def client_config(settings: KafkaSettings) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "bootstrap.servers": settings.bootstrap_servers,
+        "client.id": settings.client_id,
+        "security.protocol": settings.security_protocol,
+        "logger": log,
+    }
+    if settings.sasl_mechanism:
+        config["sasl.mechanism"] = settings.sasl_mechanism
+    if settings.sasl_username:
+        config["sasl.username"] = settings.sasl_username
+    if settings.sasl_password is not None:
+        config["sasl.password"] = settings.sasl_password.get_secret_value()
+    return config
+
+
+class ReliableProducer:
+    """An idempotent producer that surfaces delivery errors at ``flush()``."""
+
+    def __init__(self, settings: KafkaSettings, *, transactional_id: str | None = None,
+                 extra: dict[str, Any] | None = None) -> None:
+        self._servers = settings.bootstrap_servers
+        config = client_config(settings) | {
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+            "compression.type": "lz4",
+        }
+        if transactional_id is not None:
+            config["transactional.id"] = transactional_id
+        config |= extra or {}
+        self._producer = Producer(config)
+        self._errors: list[str] = []
+        self.delivered = 0
+
+    @property
+    def raw(self) -> Producer:
+        """The underlying producer, for transaction calls."""
+        return self._producer
+
+    def _on_delivery(self, error: RdKafkaError | None, message: Message) -> None:
+        if error is not None:
+            self._errors.append(f"{message.topic()}[{message.partition()}]: {error.str()}")
+        else:
+            self.delivered += 1
+
+    def produce(self, topic: str, value: bytes, key: str | bytes | None = None,
+                headers: dict[str, bytes] | None = None) -> None:
+        while True:
+            try:
+                self._producer.produce(topic, value=value, key=key, headers=headers,
+                                       on_delivery=self._on_delivery)
+                break
+            except BufferError:
+                self._producer.poll(0.1)  # local queue full: let deliveries drain
+            except KafkaException as exc:
+                raise KafkaError(f"cannot produce to {topic}: {exc}") from exc
+        self._producer.poll(0)
+
+    def flush(self, timeout: float = 30.0) -> None:
+        remaining = self._producer.flush(timeout)
+        errors, self._errors = self._errors, []
+        if remaining:
+            errors.append(f"{remaining} message(s) still undelivered after {timeout:.0f}s "
+                          f"(is Kafka at {self._servers} reachable?)")
+        if errors:
+            raise DeliveryError("delivery failed: " + "; ".join(errors[:5]))
+
+
+def make_consumer(settings: KafkaSettings, group_id: str, *, read_committed: bool = True,
+                  extra: dict[str, Any] | None = None) -> Consumer:
+    config = client_config(settings) | {
+        "group.id": group_id,
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "isolation.level": "read_committed" if read_committed else "read_uncommitted",
+        "partition.assignment.strategy": "cooperative-sticky",
+    }
+    return Consumer(config | (extra or {}))
+
+
+def make_admin(settings: KafkaSettings) -> AdminClient:
+    return AdminClient(client_config(settings))
+
+
+def wait_for_broker(settings: KafkaSettings, timeout_s: float | None = None) -> None:
+    """Raise a one-line :class:`BrokerUnavailable` unless the cluster answers in time."""
+    timeout = timeout_s if timeout_s is not None else settings.request_timeout_s
+    try:
+        make_admin(settings).list_topics(timeout=timeout)
+    except KafkaException as exc:
+        raise BrokerUnavailable(
+            f"Kafka at {settings.bootstrap_servers} did not answer within {timeout:.0f}s; "
+            "start it with `billstream infra up` or set BILLSTREAM_KAFKA__BOOTSTRAP_SERVERS"
+        ) from exc
+
+
+def ensure_topics(settings: KafkaSettings, specs: Iterable[TopicSpec], *,
+                  replication_factor: int = 1, timeout_s: float = 30.0) -> list[str]:
+    """Create the topics that do not exist yet; returns the names created."""
+    wait_for_broker(settings)
+    admin = make_admin(settings)
+    existing = set(admin.list_topics(timeout=timeout_s).topics)
+    wanted = [spec for spec in specs if spec.name not in existing]
+    if not wanted:
+        return []
+    new_topics = [
+        NewTopic(spec.name, num_partitions=spec.partitions, replication_factor=replication_factor,
+                 config={"cleanup.policy": "compact"} if spec.compacted else {})
+        for spec in wanted
+    ]
+    created: list[str] = []
+    for name, future in admin.create_topics(new_topics, request_timeout=timeout_s).items():
+        try:
+            future.result()
+            created.append(name)
+        except KafkaException as exc:
+            if exc.args and exc.args[0].code() == RdKafkaError.TOPIC_ALREADY_EXISTS:
+                continue
+            raise KafkaError(f"cannot create topic {name}: {exc}") from exc
+    return created
+
+
+def partition_count(settings: KafkaSettings, topic: str, timeout_s: float = 10.0) -> int:
+    try:
+        metadata = make_admin(settings).list_topics(topic=topic, timeout=timeout_s)
+    except KafkaException as exc:
+        raise BrokerUnavailable(f"cannot read metadata of {topic}: {exc}") from exc
+    entry = metadata.topics.get(topic)
+    if entry is None or entry.error is not None:
+        raise KafkaError(f"topic {topic} does not exist")
+    return len(entry.partitions)

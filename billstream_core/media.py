@@ -1,0 +1,25 @@
+"""Image format by magic bytes, never by file name or declared type."""
+from __future__ import annotations
+
+_SIGNATURES: tuple[tuple[bytes, int, str], ...] = (
+    (b"\xff\xd8\xff", 0, "image/jpeg"),
+    (b"\x89PNG\r\n\x1a\n", 0, "image/png"),
+    (b"II*\x00", 0, "image/tiff"),
+    (b"MM\x00*", 0, "image/tiff"),
+    (b"BM", 0, "image/bmp"),
+    (b"GIF87a", 0, "image/gif"),
+    (b"GIF89a", 0, "image/gif"),
+    (b"%PDF-", 0, "application/pdf"),
+)
+
+SUPPORTED_TYPES = frozenset({"image/jpeg", "image/png", "image/webp", "image/tiff"})
+
+
+def sniff_content_type(data: bytes) -> str:
+    """The media type the bytes really are; ``application/octet-stream`` when unknown."""
+    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    for magic, offset, media_type in _SIGNATURES:
+        if data[offset:offset + len(magic)] == magic:
+            return media_type
+    return "application/octet-stream"

@@ -1,0 +1,181 @@
+"""Typed, immutable settings, built once from the environment at the entry point.
+
+Environment variables use the ``BILLSTREAM_`` prefix and ``__`` between levels, e.g.
+``BILLSTREAM_KAFKA__BOOTSTRAP_SERVERS`` or ``BILLSTREAM_STORAGE__SECRET_KEY``. Secrets are
+``SecretStr``: they print as ``**********`` in ``repr``, ``str`` and logs.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from billstream_core.errors import SettingsError
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid")
+_TOPIC_NAME = r"^[A-Za-z0-9._-]{1,249}$"
+
+
+def _split_host_port(address: str) -> tuple[str, int]:
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"expected HOST:PORT, got {address!r}")
+    return host, int(port)
+
+
+class KafkaSettings(BaseModel):
+    model_config = _FROZEN
+
+    bootstrap_servers: str = "127.0.0.1:19092"
+    client_id: str = "billstream"
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    request_timeout_s: float = Field(default=10.0, gt=0)
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _valid_servers(cls, value: str) -> str:
+        for server in value.split(","):
+            _split_host_port(server.strip())
+        return value
+
+    @property
+    def first_server(self) -> tuple[str, int]:
+        return _split_host_port(self.bootstrap_servers.split(",")[0].strip())
+
+
+class TopicSpec(BaseModel):
+    model_config = _FROZEN
+
+    name: str = Field(pattern=_TOPIC_NAME)
+    partitions: int = Field(ge=1, le=10_000)
+    compacted: bool = False
+
+
+class TopicSettings(BaseModel):
+    """Topic names and partition counts: settings, never constants in code.
+
+    Flat fields so that one variable changes one thing, e.g.
+    ``BILLSTREAM_TOPICS__RESULTS_PARTITIONS=12``.
+    """
+
+    model_config = _FROZEN
+
+    submitted: str = Field(default="bills.submitted", pattern=_TOPIC_NAME)
+    submitted_partitions: int = Field(default=6, ge=1, le=10_000)
+    work: str = Field(default="bills.work", pattern=_TOPIC_NAME)
+    work_partitions: int = Field(default=6, ge=1, le=10_000)
+    results: str = Field(default="bills.results", pattern=_TOPIC_NAME)
+    results_partitions: int = Field(default=6, ge=1, le=10_000)
+    dead_letter: str = Field(default="bills.dead-letter", pattern=_TOPIC_NAME)
+    dead_letter_partitions: int = Field(default=1, ge=1, le=10_000)
+    replication_factor: int = Field(default=1, ge=1)
+
+    def all(self) -> list[TopicSpec]:
+        return [
+            TopicSpec(name=self.submitted, partitions=self.submitted_partitions),
+            TopicSpec(name=self.work, partitions=self.work_partitions),
+            TopicSpec(name=self.results, partitions=self.results_partitions),
+            TopicSpec(name=self.dead_letter, partitions=self.dead_letter_partitions),
+        ]
+
+
+class StorageSettings(BaseModel):
+    model_config = _FROZEN
+
+    endpoint: str = "127.0.0.1:19000"
+    access_key: SecretStr = SecretStr("billstream")
+    secret_key: SecretStr = SecretStr("billstream-dev-secret")
+    bucket: str = Field(default="bills", min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.-]+[a-z0-9]$")
+    secure: bool = False
+    region: str | None = None
+    max_attempts: int = Field(default=3, ge=1, le=10)
+    connect_timeout_s: float = Field(default=3.0, gt=0)
+    read_timeout_s: float = Field(default=30.0, gt=0)
+
+    @field_validator("endpoint")
+    @classmethod
+    def _valid_endpoint(cls, value: str) -> str:
+        _split_host_port(value)
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < 8:
+            raise ValueError("MinIO secret keys must be at least 8 characters")
+        return value
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        return _split_host_port(self.endpoint)
+
+
+class LimitSettings(BaseModel):
+    """Caps on what a bill image may be; checked from the header before a full decode.
+
+    The defaults admit an A4 page at 600 dpi (about 5,000 x 7,000 px) and a long till roll,
+    and refuse decompression bombs.
+    """
+
+    model_config = _FROZEN
+
+    max_image_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+    max_image_pixels: int = Field(default=60_000_000, ge=10_000)
+    max_image_side: int = Field(default=30_000, ge=100)
+
+
+def _default_cache_dir() -> Path:
+    return Path.home() / ".cache" / "billstream"
+
+
+class InfraSettings(BaseModel):
+    """Where the locally started Kafka and MinIO live; the addresses come from kafka/storage."""
+
+    model_config = _FROZEN
+
+    cache_dir: Path = Field(default_factory=_default_cache_dir)
+    state_dir: Path | None = None
+    kafka_controller_port: int = Field(default=19093, gt=0, lt=65536)
+    minio_console_port: int = Field(default=19001, gt=0, lt=65536)
+    kafka_heap: str = Field(default="512m", pattern=r"^[0-9]+[mMgG]$")
+    start_timeout_s: float = Field(default=90.0, gt=0)
+
+    @property
+    def resolved_state_dir(self) -> Path:
+        return self.state_dir if self.state_dir is not None else self.cache_dir / "stack"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="BILLSTREAM_",
+        env_nested_delimiter="__",
+        frozen=True,
+        extra="forbid",
+    )
+
+    kafka: KafkaSettings = KafkaSettings()
+    topics: TopicSettings = TopicSettings()
+    storage: StorageSettings = StorageSettings()
+    limits: LimitSettings = LimitSettings()
+    infra: InfraSettings = InfraSettings()
+
+
+def _describe(error: ValidationError) -> str:
+    first = error.errors()[0]
+    location = "__".join(str(part) for part in first["loc"]).upper()
+    more = len(error.errors()) - 1
+    suffix = f" (and {more} more)" if more else ""
+    return f"invalid setting BILLSTREAM_{location}: {first['msg']}{suffix}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from the environment (overrides win); one-line error when invalid."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc)) from exc

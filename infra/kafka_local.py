@@ -1,0 +1,81 @@
+"""One combined broker+controller Kafka node in KRaft mode, on loopback."""
+from __future__ import annotations
+
+import base64
+import subprocess
+import uuid
+from pathlib import Path
+
+from billstream_core.errors import InfraError
+from infra.processes import ManagedProcess
+from infra.toolchain import kafka_libs, require
+
+_LOG4J = Path(__file__).resolve().parent / "kafka" / "log4j.properties"
+
+
+def server_properties(*, port: int, controller_port: int, data_dir: Path) -> str:
+    return "\n".join([
+        "process.roles=broker,controller",
+        "node.id=1",
+        f"controller.quorum.voters=1@127.0.0.1:{controller_port}",
+        f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+        f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
+        "controller.listener.names=CONTROLLER",
+        "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "inter.broker.listener.name=PLAINTEXT",
+        f"log.dirs={data_dir}",
+        "num.partitions=1",
+        "default.replication.factor=1",
+        "offsets.topic.replication.factor=1",
+        "offsets.topic.num.partitions=10",
+        "transaction.state.log.replication.factor=1",
+        "transaction.state.log.min.isr=1",
+        "transaction.state.log.num.partitions=10",
+        "group.initial.rebalance.delay.ms=0",
+        "auto.create.topics.enable=true",
+        "log.retention.hours=168",
+        "",
+    ])
+
+
+class LocalKafka:
+    def __init__(self, *, cache_dir: Path, state_dir: Path, port: int, controller_port: int, heap: str) -> None:
+        self.cache_dir = cache_dir
+        self.dir = state_dir / "kafka"
+        self.port = port
+        self.controller_port = controller_port
+        self.heap = heap
+        self.process = ManagedProcess("kafka", state_dir)
+
+    def _java(self, libs: Path, main_class: str, *args: str) -> list[str]:
+        return [
+            require("java"), f"-Xmx{self.heap}", f"-Xms{self.heap}", "-XX:+UseG1GC",
+            "-Djava.awt.headless=true", f"-Dlog4j.configuration=file:{_LOG4J}",
+            f"-Dkafka.logs.dir={self.dir / 'logs'}",
+            "-cp", f"{libs}/*", main_class, *args,
+        ]
+
+    def prepare(self) -> Path:
+        """Fetch the jars, write the config and format the KRaft storage once."""
+        libs = kafka_libs(self.cache_dir)
+        data_dir = self.dir / "data"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        config = self.dir / "server.properties"
+        config.write_text(server_properties(port=self.port, controller_port=self.controller_port, data_dir=data_dir))
+        if not (data_dir / "meta.properties").exists():
+            cluster_id_path = self.dir / "cluster.id"
+            if not cluster_id_path.exists():
+                raw = uuid.uuid4().bytes
+                cluster_id_path.write_text(base64.urlsafe_b64encode(raw).decode().rstrip("="))
+            result = subprocess.run(
+                self._java(libs, "kafka.tools.StorageTool", "format", "-t", cluster_id_path.read_text().strip(),
+                           "-c", str(config), "--ignore-formatted"),
+                capture_output=True, text=True,
+            )
+            if result.returncode != 0:
+                raise InfraError(f"formatting the KRaft storage failed: {result.stdout[-300:]}{result.stderr[-300:]}")
+        return config
+
+    def start(self) -> None:
+        config = self.prepare()
+        self.process.start(self._java(kafka_libs(self.cache_dir), "kafka.Kafka", str(config)))

@@ -1,0 +1,1 @@
+"""Client side: put bill images into object storage, then publish BillSubmitted events."""

@@ -1,0 +1,67 @@
+"""Submit one bill: upload the image to MinIO under its sha256, then publish the event.
+
+Upload happens first; if it fails nothing is published and the caller gets the error, so
+an event never points at bytes that are not there.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from billstream_core.errors import BillstreamError
+from billstream_core.kafka import ReliableProducer
+from billstream_core.media import sniff_content_type
+from billstream_core.serde import codec
+from billstream_core.settings import Settings
+from billstream_core.storage import ObjectStore, StoredObject
+from producers.order_numbers import new_order_number, validate_order_number
+
+
+class EmptyImage(BillstreamError):
+    code = "EMPTY_OBJECT"
+
+
+@dataclass(frozen=True)
+class Submission:
+    order_number: str
+    image: StoredObject
+
+
+class BillSubmitter:
+    def __init__(self, settings: Settings, *, store: ObjectStore | None = None,
+                 producer: ReliableProducer | None = None, source: str = "cli") -> None:
+        self.settings = settings
+        self.store = store or ObjectStore(settings.storage)
+        self.producer = producer or ReliableProducer(settings.kafka)
+        self.source = source
+        self._codec = codec("BillSubmitted")
+
+    def submit(self, image: bytes | Path, *, order_number: str | None = None,
+               attributes: Mapping[str, str] | None = None, flush: bool = True) -> Submission:
+        """Store and announce one bill; returns its order number. ``flush=False`` batches."""
+        data = image.read_bytes() if isinstance(image, Path) else image
+        if not data:
+            raise EmptyImage("the image is empty (0 bytes)")
+        if len(data) > self.settings.limits.max_image_bytes:
+            raise BillstreamError(f"the image is {len(data)} bytes, over the "
+                                  f"{self.settings.limits.max_image_bytes} byte limit", code="IMAGE_TOO_LARGE")
+        number = validate_order_number(order_number) if order_number else new_order_number()
+        stored = self.store.put(data, sniff_content_type(data))
+        event = {
+            "schema_version": self._codec.version,
+            "order_number": number,
+            "submitted_at_ms": int(time.time() * 1000),
+            "image": {"bucket": stored.bucket, "key": stored.key, "sha256": stored.sha256,
+                      "size_bytes": stored.size_bytes, "content_type": stored.content_type},
+            "source": self.source,
+            "attributes": dict(attributes or {}),
+        }
+        self.producer.produce(self.settings.topics.submitted, self._codec.encode(event), key=number)
+        if flush:
+            self.producer.flush()
+        return Submission(number, stored)
+
+    def flush(self) -> None:
+        self.producer.flush()

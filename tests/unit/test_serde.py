@@ -1,0 +1,90 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from billstream_core.errors import DecodeError, SchemaError
+from billstream_core.serde import AvroCodec, codec
+
+
+def submitted(**overrides: object) -> dict:
+    record = {
+        "schema_version": 1, "order_number": "ORD-1", "submitted_at_ms": 1_700_000_000_000,
+        "image": {"bucket": "bills", "key": "ab" * 32, "sha256": "ab" * 32, "size_bytes": 1234,
+                  "content_type": "image/jpeg"},
+        "source": "test", "attributes": {"shop": "42"},
+    }
+    record.update(overrides)
+    return record
+
+
+def result_record() -> dict:
+    return {
+        "order_number": "ORD-1", "status": "RECOGNIZED", "image_sha256": "ab" * 32,
+        "lines": [{"text": "TOTAL 12.50", "confidence": 0.5, "box": [0, 0, 10, 0, 10, 5, 0, 5]}],
+        "page_text": "TOTAL 12.50", "model_name": "crnn", "model_version": "1",
+        "timings_ms": {"total": 12.5}, "cached": False, "completed_at_ms": 1_700_000_000_500,
+    }
+
+
+def test_bill_submitted_round_trip() -> None:
+    c = codec("BillSubmitted")
+    assert c.decode(c.encode(submitted())) == submitted()
+
+
+def test_bill_result_round_trip_fills_defaults() -> None:
+    c = codec("BillResult")
+    decoded = c.decode(c.encode(result_record()))
+    assert decoded["lines"][0]["text"] == "TOTAL 12.50"
+    assert decoded["error_code"] is None and decoded["warnings"] == [] and decoded["key_fields"] == {}
+
+
+def test_record_not_matching_schema_is_a_schema_error() -> None:
+    with pytest.raises(SchemaError, match="order_number"):
+        codec("BillSubmitted").encode(submitted(order_number=None))
+    with pytest.raises(SchemaError):
+        codec("BillResult").encode(result_record() | {"status": "MAYBE"})
+
+
+@pytest.mark.parametrize("payload", [
+    b"", b"\x00\x01garbage", b"{\"order_number\": \"x\"}", b"\xc3\x01" + b"\x00" * 8 + b"abc",
+])
+def test_foreign_bytes_are_decode_errors(payload: bytes) -> None:
+    with pytest.raises(DecodeError):
+        codec("BillSubmitted").decode(payload)
+
+
+def test_truncated_and_padded_bodies_are_decode_errors() -> None:
+    c = codec("BillSubmitted")
+    data = c.encode(submitted())
+    with pytest.raises(DecodeError, match="corrupt"):
+        c.decode(data[:-5])
+    with pytest.raises(DecodeError, match="trailing"):
+        c.decode(data + b"\x00")
+
+
+def test_other_record_type_is_rejected_by_fingerprint() -> None:
+    data = codec("BillResult").encode(result_record())
+    with pytest.raises(DecodeError, match="unknown"):
+        codec("BillSubmitted").decode(data)
+
+
+def test_old_schema_versions_still_decode(tmp_path: Path) -> None:
+    from schemas import SCHEMA_DIR
+
+    v1 = json.loads((SCHEMA_DIR / "BillSubmitted.v1.avsc").read_text())
+    (tmp_path / "BillSubmitted.v1.avsc").write_text(json.dumps(v1))
+    old = AvroCodec("BillSubmitted", tmp_path).encode(submitted())
+    v2 = dict(v1, fields=v1["fields"] + [{"name": "priority", "type": "int", "default": 5}])
+    (tmp_path / "BillSubmitted.v2.avsc").write_text(json.dumps(v2))
+    reader = AvroCodec("BillSubmitted", tmp_path)
+    assert reader.version == 2
+    assert reader.decode(old)["priority"] == 5
+
+
+def test_missing_or_broken_schema_files_are_schema_errors(tmp_path: Path) -> None:
+    with pytest.raises(SchemaError, match="no schema files"):
+        AvroCodec("Nope", tmp_path)
+    (tmp_path / "Broken.v1.avsc").write_text("{\"type\": \"record\"")
+    with pytest.raises(SchemaError, match="Broken.v1.avsc"):
+        AvroCodec("Broken", tmp_path)
