@@ -1,0 +1,80 @@
+"""Accuracy and speed of our engine beside RapidOCR and Tesseract, on the same receipts and
+the same CPU threads, in one run (DESIGN.md §5 metrics).
+
+    python -m bench.ocr_accuracy [--split ../shared/data/receipts-dev] [--fold val] [--threads 2]
+        [--systems billstream,rapidocr,tesseract] [--json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from bench.machine import describe
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--split", type=Path, default=REPO.parent / "shared" / "data" / "receipts-dev")
+    parser.add_argument("--fold", choices=["val", "all"], default="val")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--systems", default="billstream,rapidocr,tesseract")
+    parser.add_argument("--backend", default="torch", help="billstream backend: torch, onnx, onnx-int8")
+    parser.add_argument("--no-line-crops", action="store_true", help="skip the GT line-crop accuracy (faster)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from models.engine.predictor import EngineOptions, OcrEngine
+    from models.evaluation import EngineReader, evaluate
+    from models.training.receipts import load_receipts, read_val_fold
+
+    receipts = load_receipts(args.split)
+    if args.fold == "val":
+        fold = read_val_fold()
+        receipts = [r for r in receipts if r.name in fold]
+    readers = []
+    for name in args.systems.split(","):
+        if name == "billstream":
+            readers.append(EngineReader(OcrEngine.load(options=EngineOptions(backend=args.backend, threads=args.threads))))
+        elif name == "rapidocr":
+            from bench.peers import RapidOcrReader
+
+            readers.append(RapidOcrReader(args.threads))
+        elif name == "tesseract":
+            from bench.peers import TesseractReader
+
+            readers.append(TesseractReader(args.threads))
+        else:
+            parser.error(f"unknown system {name}")
+    rows = {}
+    for reader in readers:
+        progress = lambda n, total, label=reader.name: print(f"\r{label}: {n}/{total}", end="", file=sys.stderr)
+        rows[reader.name] = evaluate(reader, receipts, line_crops=not args.no_line_crops, progress=progress)
+        print(file=sys.stderr)
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    print(describe())
+    print(f"inputs: {len(receipts)} receipts of {args.split.name} (fold {args.fold}), {args.threads} CPU threads each")
+    columns = ["word_f1_ci", "word_f1_cs", "word_precision_ci", "word_recall_ci", "page_cer", "line_exact_ci",
+               "line_similarity", "seconds_mean", "seconds_p50", "seconds_p95"]
+    columns = [c for c in columns if any(c in r for r in rows.values())]
+    print("| system | " + " | ".join(columns) + " | pages/s vs first |")
+    print("|---" * (len(columns) + 2) + "|")
+    base = next(iter(rows.values()))["seconds_mean"]
+    for name, row in rows.items():
+        cells = [f"{row[c]:.3f}" for c in columns]
+        print(f"| {name} | " + " | ".join(cells) + f" | {base / row['seconds_mean']:.2f}x |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,94 @@
+"""`billstream ocr IMAGE|DIR [--json] [--jsonl OUT]` and `billstream eval --split DIR [--fold val]`."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from billstream_core.errors import BillstreamError
+from billstream_core.settings import Settings
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff"}
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    ocr = sub.add_parser("ocr", help="recognise bill images with the local engine (no Kafka, no MinIO)")
+    ocr.add_argument("path", type=Path, help="an image, or a directory of images")
+    ocr.add_argument("--json", action="store_true", help="one JSON object per image on stdout")
+    ocr.add_argument("--jsonl", type=Path, metavar="OUT", help="write one JSON object per image to OUT")
+    ocr.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    ocr.set_defaults(run=run_ocr)
+
+    ev = sub.add_parser("eval", help="word P/R/F1, page CER, line accuracy and seconds on receipts with GT")
+    ev.add_argument("--split", type=Path, required=True, help="directory of NAME.jpg + NAME.txt receipts")
+    ev.add_argument("--fold", choices=["val", "all"], default="all", help="val: only the committed validation fold")
+    ev.add_argument("--threads", type=int, default=2)
+    ev.add_argument("--json", action="store_true")
+    ev.set_defaults(run=run_eval)
+
+
+def _images(path: Path) -> list[Path]:
+    if path.is_dir():
+        return sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if path.exists():
+        return [path]
+    raise BillstreamError(f"{path} does not exist")
+
+
+def run_ocr(settings: Settings, args: argparse.Namespace) -> int:
+    from models.engine.predictor import EngineOptions, OcrEngine
+    from models.intake import ImageRejected
+
+    engine = OcrEngine.load(options=EngineOptions(threads=args.threads))
+    out = open(args.jsonl, "w", encoding="utf-8") if args.jsonl else None
+    failed = 0
+    try:
+        for image in _images(args.path):
+            started = time.perf_counter()
+            record: dict[str, Any] = {"image": image.name}
+            try:
+                result = engine.read_image_bytes(image.read_bytes(), settings.limits)
+                record |= {"lines": [{"text": l.text, "confidence": round(l.confidence, 4), "box": l.box()}
+                                     for l in result.lines], "warnings": result.warnings}
+            except ImageRejected as exc:
+                failed += 1
+                record |= {"error_code": exc.code, "error": str(exc), "lines": []}
+            record["seconds"] = round(time.perf_counter() - started, 4)
+            if out:
+                out.write(json.dumps(record) + "\n")
+            if args.json:
+                print(json.dumps(record), flush=True)
+            elif not out:
+                print(f"== {image.name} ({record['seconds']:.2f}s)")
+                print(record.get("error") or "\n".join(l["text"] for l in record["lines"]))
+    finally:
+        if out:
+            out.close()
+    return 1 if failed else 0
+
+
+def run_eval(settings: Settings, args: argparse.Namespace) -> int:
+    from models.engine.predictor import EngineOptions, OcrEngine
+    from models.evaluation import EngineReader, evaluate
+    from models.training.receipts import load_receipts, read_val_fold
+
+    receipts = load_receipts(args.split)
+    if args.fold == "val":
+        fold = read_val_fold()
+        receipts = [r for r in receipts if r.name in fold]
+    if not receipts:
+        raise BillstreamError(f"no receipts (NAME.jpg + NAME.txt) in {args.split} for fold {args.fold}")
+    engine = OcrEngine.load(options=EngineOptions(threads=args.threads))
+    progress = None if args.json else (lambda n, total: print(f"\r{n}/{total} pages", end="", file=sys.stderr))
+    metrics = evaluate(EngineReader(engine), receipts, crop_margin=engine.crop_margin, progress=progress)
+    if args.json:
+        print(json.dumps(metrics | {"model_version": engine.version}))
+    else:
+        print(file=sys.stderr)
+        print(f"model {engine.name} {engine.version} on {len(receipts)} receipts from {args.split} (fold {args.fold})")
+        for key, value in metrics.items():
+            print(f"  {key:<20} {value:.4f}" if isinstance(value, float) else f"  {key:<20} {value}")
+    return 0

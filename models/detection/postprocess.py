@@ -1,0 +1,70 @@
+"""Probability map → line quadrilaterals with scores, in page coordinates and reading order."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from models.detection.geometry import order_quad, unclip
+
+
+@dataclass(frozen=True)
+class DetectedLine:
+    quad: np.ndarray  # 4x2 float32, clockwise from top-left
+    score: float
+
+
+def boxes_from_map(prob: np.ndarray, *, scale: float, threshold: float = 0.3, min_score: float = 0.5,
+                   min_height: float = 3.0, page_shape: tuple[int, int] | None = None) -> list[DetectedLine]:
+    """Connected cores of ``prob > threshold`` → unclipped rotated rectangles.
+
+    ``scale`` maps map pixels to page pixels (page = map x scale).
+    """
+    if prob.ndim != 2:
+        raise ValueError(f"expected a 2-D probability map, got shape {prob.shape}")
+    binary = (prob > threshold).astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=4)
+    lines = []
+    for label in range(1, count):
+        x, y, w, h, area = stats[label]
+        if area < 4:
+            continue
+        component = labels[y:y + h, x:x + w] == label
+        score = float(prob[y:y + h, x:x + w][component].mean())
+        if score < min_score:
+            continue
+        ys, xs = np.nonzero(component)
+        points = np.stack([xs + x, ys + y], 1).astype(np.float32)
+        rect = cv2.minAreaRect(points)
+        (cx, cy), (rw, rh), angle = rect
+        if rw < rh:  # make the long side horizontal
+            rect = ((cx, cy), (rh, rw), angle - 90 if angle > 0 else angle + 90)
+        core = order_quad(cv2.boxPoints(((rect[0][0] + 0.5, rect[0][1] + 0.5), (rect[1][0] + 1, rect[1][1] + 1), rect[2])))
+        quad = unclip(core) * scale
+        if page_shape is not None:
+            quad[:, 0] = quad[:, 0].clip(0, page_shape[1] - 1)
+            quad[:, 1] = quad[:, 1].clip(0, page_shape[0] - 1)
+        if np.linalg.norm(quad[3] - quad[0]) < min_height:
+            continue
+        lines.append(DetectedLine(order_quad(quad), score))
+    return reading_order(lines)
+
+
+def reading_order(lines: list[DetectedLine]) -> list[DetectedLine]:
+    """Rows by vertical centre (a line joins a row when its centre is within half the row's
+    height of the row's centre), then left to right within a row; rows top to bottom."""
+    items = sorted(lines, key=lambda line: float(line.quad[:, 1].mean()))
+    rows: list[list[DetectedLine]] = []
+    for line in items:
+        centre = float(line.quad[:, 1].mean())
+        height = float(np.linalg.norm(line.quad[3] - line.quad[0]))
+        if rows:
+            row = rows[-1]
+            row_centre = float(np.mean([r.quad[:, 1].mean() for r in row]))
+            row_height = float(np.mean([np.linalg.norm(r.quad[3] - r.quad[0]) for r in row]))
+            if abs(centre - row_centre) < 0.5 * min(height, row_height):
+                row.append(line)
+                continue
+        rows.append([line])
+    return [line for row in rows for line in sorted(row, key=lambda r: float(r.quad[:, 0].min()))]

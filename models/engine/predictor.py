@@ -1,0 +1,184 @@
+"""The OCR engine: decoded pages in, lines (text, confidence, quad) in reading order out.
+
+One object per worker process: it loads the weights named by the manifest (checking their
+sha256), runs under ``torch.inference_mode()``, and batches line crops across all pages
+of a call by width. Timings per stage come back with every page.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from billstream_core.settings import LimitSettings
+from models.detection.net import DetectorConfig, build_detector
+from models.engine.runners import OnnxRunner, Runner, TorchRunner
+from models.detection.postprocess import DetectedLine, boxes_from_map
+from models.intake import decode_image
+from models.preprocess import PreprocessConfig, batch_by_width, crop_quad, prepare_page, resize_to_height
+from models.recognition.charset import Charset
+from models.recognition.crnn import CRNNConfig, build_crnn
+from models.recognition.ctc import greedy_decode
+from models.weights_io import WEIGHTS_DIR, WeightsError, load_state, read_manifest
+
+MODEL_NAME = "billstream-ocr"
+
+
+@dataclass(frozen=True)
+class RecognizedLine:
+    text: str
+    confidence: float
+    quad: np.ndarray  # 4x2, page pixels, clockwise from top-left
+
+    def box(self) -> list[float]:
+        return [round(float(v), 1) for v in self.quad.reshape(-1)]
+
+
+@dataclass
+class PageResult:
+    lines: list[RecognizedLine]
+    timings_ms: dict[str, float]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return " ".join(line.text for line in self.lines if line.text)
+
+
+BACKENDS = ("torch", "onnx", "onnx-int8")
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    backend: str = "torch"
+    device: str = "cpu"
+    half: bool = False  # fp16 on CUDA
+    threads: int | None = None
+    preprocess: PreprocessConfig = PreprocessConfig()
+    detect_threshold: float = 0.3
+    detect_min_score: float = 0.5
+    line_batch: int = 64
+    min_confidence: float = 0.0
+
+
+class OcrEngine:
+    def __init__(self, detector: Runner, detector_config: DetectorConfig, recognizer: Runner,
+                 charset: Charset, *, version: str, crop_margin: float = 0.08, max_line_width: int = 1024,
+                 options: EngineOptions = EngineOptions()) -> None:
+        self.detector = detector
+        self.detector_config = detector_config
+        self.recognizer = recognizer
+        self.charset = charset
+        self.version = version
+        self.name = MODEL_NAME
+        self.crop_margin = crop_margin
+        self.max_line_width = max_line_width
+        self.options = options
+
+    @classmethod
+    def load(cls, weights_dir: Path = WEIGHTS_DIR, options: EngineOptions = EngineOptions()) -> "OcrEngine":
+        """Build both models from the manifest and load their checked weights (no network)."""
+        if options.backend not in BACKENDS:
+            raise WeightsError(f"unknown backend {options.backend!r}; one of {', '.join(BACKENDS)}")
+        if options.threads:
+            torch.set_num_threads(options.threads)
+        manifest = read_manifest(weights_dir / "manifest.json")
+        try:
+            det_entry, rec_entry = manifest["detector"], manifest["recognizer"]
+        except KeyError as exc:
+            raise WeightsError(f"model manifest lacks the {exc.args[0]} entry") from exc
+        detector_config = DetectorConfig.from_dict(det_entry["config"])
+        charset = Charset.from_manifest(rec_entry["charset"])
+        rec_config = CRNNConfig.from_dict(rec_entry["config"])
+        if rec_config.num_classes != len(charset):
+            raise WeightsError(f"recognizer has {rec_config.num_classes} classes, charset implies {len(charset)}")
+        detector_module = load_state(build_detector(detector_config), weights_dir / det_entry["file"], det_entry["sha256"])
+        recognizer_module = load_state(build_crnn(rec_config), weights_dir / rec_entry["file"], rec_entry["sha256"])
+        detector: Runner
+        recognizer: Runner
+        if options.backend == "torch":
+            detector = TorchRunner(detector_module, options.device, options.half)
+            recognizer = TorchRunner(recognizer_module, options.device, options.half)
+        else:
+            from models.export import export_onnx
+
+            paths = export_onnx(weights_dir)
+            detector = OnnxRunner(paths["detector"], options.threads)
+            recognizer = OnnxRunner(paths["recognizer_int8" if options.backend == "onnx-int8" else "recognizer"],
+                                    options.threads)
+        version = f"{det_entry['sha256'][:8]}.{rec_entry['sha256'][:8]}"
+        return cls(detector, detector_config, recognizer, charset, version=version,
+                   crop_margin=rec_entry["input"].get("crop_margin", 0.08),
+                   max_line_width=rec_entry["input"].get("max_width", 1024), options=options)
+
+    # -- stages ---------------------------------------------------------------------------
+
+    def detect(self, page: np.ndarray) -> list[DetectedLine]:
+        if page.ndim != 2 or page.dtype != np.uint8:
+            raise ValueError(f"detect wants an 8-bit grayscale page, got {page.dtype} {page.shape}")
+        width = self.detector_config.page_width
+        scale = page.shape[1] / width
+        height = max(16, round(page.shape[0] / scale))
+        resized = cv2.resize(page, (width, height), interpolation=cv2.INTER_AREA if scale > 1 else cv2.INTER_LINEAR)
+        ph, pw = -(-height // 16) * 16, -(-width // 16) * 16
+        padded = np.full((ph, pw), 255, np.uint8)
+        padded[:height, :width] = resized
+        logits = self.detector((padded.astype(np.float32) / 255.0)[None, None])[0, 0, :height, :width]
+        prob = 1.0 / (1.0 + np.exp(-logits))
+        return boxes_from_map(prob, scale=scale, threshold=self.options.detect_threshold,
+                              min_score=self.options.detect_min_score, page_shape=page.shape)
+
+    def recognize(self, crops: list[np.ndarray]) -> list[tuple[str, float]]:
+        """Text and confidence for each line image (any height; resized to 32 px here)."""
+        lines = [resize_to_height(crop, 32, max_width=self.max_line_width) for crop in crops]
+        results: list[tuple[str, float]] = [("", 0.0)] * len(lines)
+        for indices, array in batch_by_width(lines, max_batch=self.options.line_batch):
+            log_probs = self.recognizer((array.astype(np.float32) / 255.0)[:, None])
+            widths = np.array([lines[i].shape[1] for i in indices])
+            decoded = greedy_decode(log_probs, self.charset, np.ceil(widths / 4).astype(int))
+            for i, item in zip(indices, decoded):
+                results[i] = item
+        return results
+
+    # -- whole pages ----------------------------------------------------------------------
+
+    def read_pages(self, pages: list[np.ndarray]) -> list[PageResult]:
+        """OCR a batch of decoded pages (grayscale or BGR uint8); line crops of all pages
+        are recognised together, batched by width."""
+        prepared, detections, timings = [], [], []
+        for page in pages:
+            t0 = time.perf_counter()
+            gray = prepare_page(page, self.options.preprocess)
+            t1 = time.perf_counter()
+            detections.append(self.detect(gray))
+            prepared.append(gray)
+            timings.append({"preprocess_ms": (t1 - t0) * 1000, "detect_ms": (time.perf_counter() - t1) * 1000})
+        t0 = time.perf_counter()
+        crops = [crop_quad(gray, line.quad, self.crop_margin)
+                 for gray, found in zip(prepared, detections) for line in found]
+        texts = self.recognize(crops) if crops else []
+        per_line_ms = (time.perf_counter() - t0) * 1000 / max(len(crops), 1)
+        results, cursor = [], 0
+        for found, timing in zip(detections, timings):
+            lines = []
+            for line, (text, confidence) in zip(found, texts[cursor:cursor + len(found)]):
+                if text.strip() and confidence >= self.options.min_confidence:
+                    lines.append(RecognizedLine(text, confidence, line.quad))
+            cursor += len(found)
+            timing["recognize_ms"] = per_line_ms * len(found)
+            results.append(PageResult(lines, {k: round(v, 2) for k, v in timing.items()}))
+        return results
+
+    def read_image_bytes(self, data: bytes, limits: LimitSettings = LimitSettings()) -> PageResult:
+        """Decode (with the intake's limits and checks) and OCR one image."""
+        t0 = time.perf_counter()
+        decoded = decode_image(data, limits)
+        decode_ms = (time.perf_counter() - t0) * 1000
+        result = self.read_pages([decoded.gray])[0]
+        result.timings_ms = {"decode_ms": round(decode_ms, 2), **result.timings_ms}
+        result.warnings.extend(decoded.warnings)
+        return result

@@ -1,0 +1,43 @@
+"""Backends that run one network: numpy batch in, numpy out. The engine does not care which."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+
+
+class Runner(Protocol):
+    def __call__(self, batch: np.ndarray) -> np.ndarray: ...
+
+
+class TorchRunner:
+    def __init__(self, module: torch.nn.Module, device: str = "cpu", half: bool = False) -> None:
+        self.device = device
+        self.half = half and device.startswith("cuda")
+        self.module = module.eval().to(device)
+        if self.half:
+            self.module = self.module.half()
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            tensor = torch.from_numpy(batch).to(self.device, non_blocking=True)
+            tensor = tensor.half() if self.half else tensor
+            return self.module(tensor).float().cpu().numpy()
+
+
+class OnnxRunner:
+    def __init__(self, path: Path, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: batch.astype(np.float32, copy=False)})[0]  # type: ignore[no-any-return]

@@ -1,0 +1,63 @@
+"""Export the shipped weights to ONNX (and an int8 recognizer) for the CPU serving path.
+
+The ``.npz`` weights in models/weights/ are the source of truth; ONNX files are derived,
+written to the user cache under the model version, and re-made when missing.
+
+    python -m models.export [--out DIR]
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from models.detection.net import DetectorConfig, build_detector
+from models.recognition.crnn import CRNNConfig, build_crnn
+from models.weights_io import WEIGHTS_DIR, load_state, read_manifest
+
+DEFAULT_CACHE = Path.home() / ".cache" / "billstream" / "onnx"
+
+
+def model_version(manifest: dict) -> str:
+    return f"{manifest['detector']['sha256'][:8]}.{manifest['recognizer']['sha256'][:8]}"
+
+
+def export_onnx(weights_dir: Path = WEIGHTS_DIR, out_root: Path = DEFAULT_CACHE) -> dict[str, Path]:
+    """Paths of detector.onnx, crnn.onnx and crnn.int8.onnx for the shipped weights."""
+    manifest = read_manifest(weights_dir / "manifest.json")
+    out = out_root / model_version(manifest)
+    paths = {"detector": out / "detector.onnx", "recognizer": out / "crnn.onnx", "recognizer_int8": out / "crnn.int8.onnx"}
+    if all(path.exists() for path in paths.values()):
+        return paths
+    out.mkdir(parents=True, exist_ok=True)
+    det, rec = manifest["detector"], manifest["recognizer"]
+    detector = load_state(build_detector(DetectorConfig.from_dict(det["config"])), weights_dir / det["file"], det["sha256"]).eval()
+    recognizer = load_state(build_crnn(CRNNConfig.from_dict(rec["config"])), weights_dir / rec["file"], rec["sha256"]).eval()
+    with torch.inference_mode():
+        torch.onnx.export(detector, (torch.rand(1, 1, 64, 96),), str(paths["detector"]), input_names=["images"],
+                          output_names=["logits"], opset_version=17, dynamo=False,
+                          dynamic_axes={"images": {0: "batch", 2: "height", 3: "width"},
+                                        "logits": {0: "batch", 2: "height", 3: "width"}})
+        torch.onnx.export(recognizer, (torch.rand(2, 1, 32, 128),), str(paths["recognizer"]), input_names=["images"],
+                          output_names=["log_probs"], opset_version=17, dynamo=False,
+                          dynamic_axes={"images": {0: "batch", 3: "width"}, "log_probs": {0: "steps", 1: "batch"}})
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    # int8 weights for the sequence model and classifier; convolutions stay float (ConvInteger is slow on CPU)
+    quantize_dynamic(str(paths["recognizer"]), str(paths["recognizer_int8"]), weight_type=QuantType.QInt8,
+                     op_types_to_quantize=["LSTM", "MatMul", "Gemm"])
+    return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=DEFAULT_CACHE)
+    args = parser.parse_args(argv)
+    for name, path in export_onnx(out_root=args.out).items():
+        print(f"{name}: {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

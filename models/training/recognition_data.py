@@ -1,0 +1,117 @@
+"""Line-crop samples for the recognizer: real GT crops from receipts plus augmentation.
+
+Crops are cut once with a generous margin (0.2 x line height) and kept in memory; each
+epoch trims a random margin from every side, so the model learns to read boxes as loose
+or tight as a detector gives it.
+"""
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from models.preprocess import crop_quad, resize_to_height, to_gray
+from models.recognition.charset import Charset
+from models.training.receipts import Receipt
+
+STORE_MARGIN = 0.2
+STORE_HEIGHT = 48
+INFER_MARGIN = 0.08
+
+
+@dataclass
+class LineSample:
+    image: np.ndarray  # uint8, STORE_HEIGHT high, STORE_MARGIN margin around the text box
+    text: str
+
+
+def extract_samples(receipts: list[Receipt], charset: Charset) -> list[LineSample]:
+    samples = []
+    for receipt in receipts:
+        gray = to_gray(cv2.imread(str(receipt.image_path), cv2.IMREAD_COLOR))
+        for line in receipt.lines:
+            text = charset.normalize(line.text)
+            if not text:
+                continue
+            crop = crop_quad(gray, line.quad, margin=STORE_MARGIN)
+            if crop.shape[0] < 4 or crop.shape[1] < 4:
+                continue
+            samples.append(LineSample(resize_to_height(crop, STORE_HEIGHT, max_width=2048), text))
+    return samples
+
+
+def trim_margin(sample: np.ndarray, rng: random.Random | None) -> np.ndarray:
+    """Cut the stored margin down to a random (training) or the inference margin."""
+    h, w = sample.shape
+    text_h = h / (1 + 2 * STORE_MARGIN)
+    stored = STORE_MARGIN * text_h
+
+    def keep(max_keep: float) -> int:
+        target = rng.uniform(-0.02, max_keep) * text_h if rng else INFER_MARGIN * text_h
+        return int(round(np.clip(stored - target, 0, stored)))
+
+    top, bottom = keep(0.18), keep(0.18)
+    left, right = keep(0.2), keep(0.2)
+    return sample[top:h - bottom or h, left:w - right or w]
+
+
+def augment(image: np.ndarray, rng: random.Random) -> np.ndarray:
+    """Receipt-like damage: fade, blur, noise, JPEG artefacts, stroke width, slight shear."""
+    out = image
+    if rng.random() < 0.3:
+        shear = rng.uniform(-0.15, 0.15)
+        h, w = out.shape
+        matrix = np.float32([[1, shear, -shear * h / 2], [0, 1, 0]])
+        out = cv2.warpAffine(out, matrix, (w, h), borderValue=255)
+    if rng.random() < 0.25:
+        kernel = np.ones((2, 2), np.uint8)
+        out = cv2.erode(out, kernel) if rng.random() < 0.5 else cv2.dilate(out, kernel)
+    if rng.random() < 0.4:
+        low, high = rng.uniform(0, 90), rng.uniform(170, 255)
+        out = (low + out.astype(np.float32) * (high - low) / 255.0).astype(np.uint8)
+    if rng.random() < 0.25:
+        out = cv2.GaussianBlur(out, (3, 3), rng.uniform(0.3, 1.0))
+    if rng.random() < 0.25:
+        noise = np.random.default_rng(rng.getrandbits(32)).normal(0, rng.uniform(3, 15), out.shape)
+        out = np.clip(out.astype(np.float32) + noise, 0, 255).astype(np.uint8)
+    if rng.random() < 0.2:
+        ok, encoded = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, rng.randint(30, 80)])
+        if ok:
+            out = cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE)
+    return out
+
+
+def prepare(sample: LineSample, height: int, max_width: int, rng: random.Random | None) -> np.ndarray:
+    image = trim_margin(sample.image, rng)
+    if rng is not None:
+        image = augment(image, rng)
+        if rng.random() < 0.3:  # width jitter: condensed and wide print
+            h, w = image.shape
+            image = cv2.resize(image, (max(4, int(w * rng.uniform(0.8, 1.2))), h))
+    return resize_to_height(image, height, max_width=max_width)
+
+
+def batches(samples: list[LineSample], charset: Charset, *, batch_size: int, height: int, max_width: int,
+            rng: random.Random | None) -> Iterator[tuple[np.ndarray, list[list[int]], list[str], np.ndarray]]:
+    """Width-bucketed batches: (images N x H x W uint8, targets, texts, widths)."""
+    order = list(range(len(samples)))
+    if rng is not None:
+        rng.shuffle(order)
+    chunk = batch_size * 32
+    groups: list[list[int]] = []
+    for start in range(0, len(order), chunk):
+        part = sorted(order[start:start + chunk], key=lambda i: samples[i].image.shape[1])
+        groups += [part[i:i + batch_size] for i in range(0, len(part), batch_size)]
+    if rng is not None:
+        rng.shuffle(groups)
+    for group in groups:
+        images = [prepare(samples[i], height, max_width, rng) for i in group]
+        width = -(-max(im.shape[1] for im in images) // 16) * 16
+        array = np.full((len(images), height, width), 255, np.uint8)
+        for row, im in enumerate(images):
+            array[row, :, :im.shape[1]] = im
+        texts = [samples[i].text for i in group]
+        yield array, [charset.encode(t) for t in texts], texts, np.array([im.shape[1] for im in images])

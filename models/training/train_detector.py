@@ -1,0 +1,175 @@
+"""Train the text-line detector on the receipts' line boxes (vendor-disjoint from validation).
+
+Resumable like the recognizer; the best epoch by validation F1 of line boxes (IoU ≥ 0.5)
+is exported to models/weights/ with its manifest entry.
+
+    python -m models.training.train_detector --epochs 30 [--device cuda] [--max-minutes 30]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from models.detection.net import DetectorConfig, build_detector
+from models.detection.postprocess import boxes_from_map
+from models.training.detection_data import PageSample, load_pages, page_tensor_shape, random_crop
+from models.training.receipts import load_all, read_val_fold, split_train_val
+from models.weights_io import WEIGHTS_DIR, save_state, update_manifest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    ax0, ay0, ax1, ay1 = a[:, 0].min(), a[:, 1].min(), a[:, 0].max(), a[:, 1].max()
+    bx0, by0, bx1, by1 = b[:, 0].min(), b[:, 1].min(), b[:, 0].max(), b[:, 1].max()
+    iw, ih = max(0.0, min(ax1, bx1) - max(ax0, bx0)), max(0.0, min(ay1, by1) - max(ay0, by0))
+    inter = iw * ih
+    union = (ax1 - ax0) * (ay1 - ay0) + (bx1 - bx0) * (by1 - by0) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def detection_f1(predicted: list[np.ndarray], truth: list[np.ndarray], threshold: float = 0.5) -> tuple[int, int, int]:
+    """Greedy one-to-one matching at IoU ≥ threshold: (matched, predicted, truth)."""
+    used: set[int] = set()
+    matched = 0
+    for p in predicted:
+        best, best_j = 0.0, -1
+        for j, t in enumerate(truth):
+            if j not in used:
+                iou = box_iou(p, t)
+                if iou > best:
+                    best, best_j = iou, j
+        if best >= threshold:
+            used.add(best_j)
+            matched += 1
+    return matched, len(predicted), len(truth)
+
+
+def predict_map(model: nn.Module, page: np.ndarray, device: str) -> np.ndarray:
+    h, w = page.shape
+    ph, pw = page_tensor_shape(h, w)
+    padded = np.full((ph, pw), 255, np.uint8)
+    padded[:h, :w] = page
+    with torch.inference_mode():
+        logits = model(torch.from_numpy(padded).float().div_(255)[None, None].to(device))
+    return torch.sigmoid(logits)[0, 0, :h, :w].cpu().numpy()
+
+
+def evaluate(model: nn.Module, pages: list[PageSample], truths: list[list[np.ndarray]], device: str) -> dict[str, float]:
+    model.eval()
+    matched = predicted = expected = 0
+    for page, truth in zip(pages, truths):
+        lines = boxes_from_map(predict_map(model, page.image, device), scale=1.0)
+        m, p, t = detection_f1([line.quad for line in lines], truth)
+        matched, predicted, expected = matched + m, predicted + p, expected + t
+    model.train()
+    precision, recall = matched / max(predicted, 1), matched / max(expected, 1)
+    return {"box_precision": precision, "box_recall": recall,
+            "box_f1": 2 * precision * recall / max(precision + recall, 1e-9)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--crops-per-page", type=int, default=4)
+    parser.add_argument("--crop", type=int, default=384)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--run-dir", type=Path, default=REPO / "runs" / "detector")
+    parser.add_argument("--max-minutes", type=float, default=None)
+    parser.add_argument("--seed", type=int, default=1234)
+    args = parser.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    started = time.monotonic()
+    config = DetectorConfig()
+    train_receipts, val_receipts = split_train_val(load_all(), read_val_fold())
+    train = load_pages(train_receipts, config.page_width)
+    val = load_pages(val_receipts, config.page_width)
+    val_truth = [[line.quad * (config.page_width / _width(r)) for line in r.lines] for r in val_receipts]
+    print(f"pages: {len(train)} train, {len(val)} validation", flush=True)
+
+    model = build_detector(config).to(args.device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    steps_per_epoch = -(-len(train) * args.crops_per_page // args.batch_size)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=args.epochs * steps_per_epoch,
+                                                    pct_start=0.1)
+    args.run_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint_path = args.run_dir / "last.pt"
+    start_epoch, best = 0, -1.0
+    if checkpoint_path.exists():
+        state = torch.load(checkpoint_path, map_location=args.device, weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start_epoch, best = state["epoch"] + 1, state["best"]
+        print(f"resumed after epoch {state['epoch']} (best box F1 {best:.4f})", flush=True)
+
+    for epoch in range(start_epoch, args.epochs):
+        rng = random.Random(args.seed * 1000 + epoch)
+        jobs = [i for i in range(len(train)) for _ in range(args.crops_per_page)]
+        rng.shuffle(jobs)
+        progress = tqdm(range(0, len(jobs), args.batch_size), desc=f"epoch {epoch + 1}/{args.epochs}", mininterval=10)
+        running = 0.0
+        for step, start in enumerate(progress, 1):
+            crops = [random_crop(train[i], args.crop, rng) for i in jobs[start:start + args.batch_size]]
+            images = torch.from_numpy(np.stack([c[0] for c in crops])).float().div_(255).unsqueeze(1).to(args.device)
+            targets = torch.from_numpy(np.stack([c[1] for c in crops])).float().unsqueeze(1).to(args.device)
+            logits = model(images)
+            prob = torch.sigmoid(logits)
+            dice = 1 - (2 * (prob * targets).sum() + 1) / (prob.sum() + targets.sum() + 1)
+            loss = F.binary_cross_entropy_with_logits(logits, targets) + dice
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            running = 0.95 * running + 0.05 * loss.item() if step > 1 else loss.item()
+            progress.set_postfix(loss=f"{running:.3f}")
+        metrics = evaluate(model, val, val_truth, args.device)
+        elapsed = (time.monotonic() - started) / 60
+        print(json.dumps({"epoch": epoch + 1, "loss": round(running, 4), "minutes": round(elapsed, 1)} | metrics),
+              flush=True)
+        if metrics["box_f1"] > best:
+            best = metrics["box_f1"]
+            sha = save_state(model, WEIGHTS_DIR / "detector.npz", half=True)
+            update_manifest("detector", {
+                "file": "detector.npz", "sha256": sha, "architecture": "unet-core-map", "config": config.to_dict(),
+                "input": {"page_width": config.page_width, "channels": 1, "scale": "pixel / 255",
+                          "side_multiple": 16},
+                "postprocess": {"threshold": 0.3, "min_score": 0.5},
+                "training": {"data": f"line boxes of {len(train)} receipts (validation vendors excluded)",
+                             "epochs": epoch + 1, "seed": args.seed, "device": args.device,
+                             "host": platform.processor() or platform.machine(), "minutes": round(elapsed, 1)},
+                "metrics": {"validation_fold": "models/data/val_fold.txt"} | {k: round(v, 4) for k, v in metrics.items()},
+            })
+        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(), "epoch": epoch, "best": best}, checkpoint_path)
+        if args.max_minutes is not None and elapsed > args.max_minutes:
+            print(f"stopping after {elapsed:.1f} minutes (--max-minutes); rerun to resume", flush=True)
+            break
+    return 0
+
+
+def _width(receipt) -> int:  # type: ignore[no-untyped-def]
+    import cv2
+
+    image = cv2.imread(str(receipt.image_path), cv2.IMREAD_GRAYSCALE)
+    return int(image.shape[1])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,135 @@
+"""Train the CRNN on real receipt line crops (vendor-disjoint from the validation fold).
+
+Resumable: every epoch writes a checkpoint; the same command picks it up. The best epoch
+by validation line accuracy is exported to models/weights/ with its manifest entry.
+
+    python -m models.training.train_recognizer --epochs 40 [--device cuda] [--max-minutes 60]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from models.recognition.charset import Charset
+from models.recognition.crnn import CRNNConfig, build_crnn
+from models.recognition.ctc import greedy_decode
+from models.training.metrics import LineAccuracy
+from models.training.receipts import load_all, read_val_fold, split_train_val
+from models.training.recognition_data import LineSample, batches, extract_samples
+from models.weights_io import WEIGHTS_DIR, save_state, update_manifest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def evaluate(model: nn.Module, samples: list[LineSample], charset: Charset, device: str) -> dict[str, float]:
+    model.eval()
+    accuracy = LineAccuracy()
+    with torch.inference_mode():
+        for array, _, texts, widths in batches(samples, charset, batch_size=64, height=32, max_width=1024, rng=None):
+            images = torch.from_numpy(array).float().div_(255).unsqueeze(1).to(device)
+            log_probs = model(images).cpu().numpy()
+            lengths = np.ceil(widths / 4).astype(int)
+            for (predicted, _), truth in zip(greedy_decode(log_probs, charset, lengths), texts):
+                accuracy.add(predicted, truth)
+    model.train()
+    return accuracy.summary()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--batch-size", type=int, default=48)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--run-dir", type=Path, default=REPO / "runs" / "recognizer")
+    parser.add_argument("--max-minutes", type=float, default=None, help="stop (after checkpointing) past this")
+    parser.add_argument("--seed", type=int, default=1234)
+    args = parser.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    started = time.monotonic()
+    charset = Charset()
+    train_receipts, val_receipts = split_train_val(load_all(), read_val_fold())
+    print(f"receipts: {len(train_receipts)} train, {len(val_receipts)} validation", flush=True)
+    train = extract_samples(train_receipts, charset)
+    val = extract_samples(val_receipts, charset)
+    print(f"lines: {len(train)} train, {len(val)} validation", flush=True)
+
+    config = CRNNConfig(num_classes=len(charset))
+    model = build_crnn(config).to(args.device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    steps_per_epoch = -(-len(train) // args.batch_size)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=args.epochs * steps_per_epoch,
+                                                    pct_start=0.1)
+    ctc = nn.CTCLoss(blank=charset.blank, zero_infinity=True)
+    args.run_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint_path = args.run_dir / "last.pt"
+    start_epoch, best = 0, -1.0
+    if checkpoint_path.exists():
+        state = torch.load(checkpoint_path, map_location=args.device, weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start_epoch, best = state["epoch"] + 1, state["best"]
+        print(f"resumed after epoch {state['epoch']} (best line exact {best:.4f})", flush=True)
+
+    for epoch in range(start_epoch, args.epochs):
+        rng = random.Random(args.seed * 1000 + epoch)
+        progress = tqdm(batches(train, charset, batch_size=args.batch_size, height=32, max_width=1024, rng=rng),
+                        total=steps_per_epoch, desc=f"epoch {epoch + 1}/{args.epochs}", mininterval=10)
+        running = 0.0
+        for step, (array, targets, _, widths) in enumerate(progress, 1):
+            images = torch.from_numpy(array).float().div_(255).unsqueeze(1).to(args.device)
+            log_probs = model(images)
+            input_lengths = torch.from_numpy(np.ceil(widths / 4).astype(np.int64))
+            target_lengths = torch.tensor([len(t) for t in targets], dtype=torch.long)
+            flat = torch.tensor([c for t in targets for c in t], dtype=torch.long)
+            loss = ctc(log_probs.float().cpu() if args.device != "cpu" else log_probs, flat, input_lengths, target_lengths)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            optimizer.step()
+            scheduler.step()
+            running = 0.98 * running + 0.02 * loss.item() if step > 1 else loss.item()
+            progress.set_postfix(loss=f"{running:.3f}", lr=f"{scheduler.get_last_lr()[0]:.1e}")
+        metrics = evaluate(model, val, charset, args.device)
+        elapsed = (time.monotonic() - started) / 60
+        print(json.dumps({"epoch": epoch + 1, "loss": round(running, 4), "minutes": round(elapsed, 1)} | metrics),
+              flush=True)
+        if metrics["line_exact_ci"] > best:
+            best = metrics["line_exact_ci"]
+            sha = save_state(model, WEIGHTS_DIR / "crnn.npz", half=True)
+            update_manifest("recognizer", {
+                "file": "crnn.npz", "sha256": sha, "architecture": "crnn", "config": config.to_dict(),
+                "charset": charset.to_manifest(), "input": {"height": 32, "channels": 1, "max_width": 1024,
+                                                            "crop_margin": 0.08, "scale": "pixel / 255"},
+                "training": {"data": f"{len(train)} real GT line crops from {len(train_receipts)} receipts "
+                                     "(receipts-dev minus the validation fold, receipts-extra minus its vendors)",
+                             "epochs": epoch + 1, "seed": args.seed, "device": args.device,
+                             "host": platform.processor() or platform.machine(), "minutes": round(elapsed, 1)},
+                "metrics": {"validation_fold": "models/data/val_fold.txt"} | {k: round(v, 4) for k, v in metrics.items()},
+            })
+        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(), "epoch": epoch, "best": best}, checkpoint_path)
+        if args.max_minutes is not None and elapsed > args.max_minutes:
+            print(f"stopping after {elapsed:.1f} minutes (--max-minutes); rerun to resume", flush=True)
+            break
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,79 @@
+"""Model weights as plain ``.npz`` arrays (no pickle) and the manifest that describes them.
+
+The manifest (``models/weights/manifest.json``) records, per model, the file, its sha256,
+the architecture config, the charset, the input size, the training data and the metrics.
+Loading checks the sha256 first: a mismatch is a clear error, never a silent load.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from billstream_core.errors import BillstreamError
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+MANIFEST = WEIGHTS_DIR / "manifest.json"
+
+
+class WeightsError(BillstreamError):
+    code = "MODEL_WEIGHTS"
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def save_state(model: nn.Module, path: Path, *, half: bool = False) -> str:
+    """Write the state dict as npz (float16 when ``half``); returns the file's sha256."""
+    arrays = {}
+    for name, tensor in model.state_dict().items():
+        value = tensor.detach().cpu().numpy()
+        arrays[name] = value.astype(np.float16) if half and value.dtype == np.float32 else value
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(buffer.getvalue())
+    return file_sha256(path)
+
+
+def load_state(model: nn.Module, path: Path, expected_sha256: str | None) -> nn.Module:
+    if not path.exists():
+        raise WeightsError(f"weights file {path} is missing")
+    if expected_sha256 is not None and file_sha256(path) != expected_sha256:
+        raise WeightsError(f"weights file {path.name} does not match the sha256 in the manifest "
+                           f"(corrupt or replaced): expected {expected_sha256[:12]}…")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            reference = model.state_dict()
+            state = {}
+            for name, ref in reference.items():
+                if name not in data:
+                    raise WeightsError(f"weights file {path.name} lacks tensor {name}")
+                state[name] = torch.from_numpy(data[name].astype(ref.detach().cpu().numpy().dtype))
+                if state[name].shape != ref.shape:
+                    raise WeightsError(f"tensor {name} has shape {tuple(state[name].shape)}, "
+                                       f"the architecture wants {tuple(ref.shape)}")
+    except (OSError, ValueError) as exc:
+        raise WeightsError(f"weights file {path.name} cannot be read: {exc}") from exc
+    model.load_state_dict(state)
+    return model
+
+
+def read_manifest(path: Path = MANIFEST) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())  # type: ignore[no-any-return]
+    except (OSError, ValueError) as exc:
+        raise WeightsError(f"model manifest {path} cannot be read: {exc}") from exc
+
+
+def update_manifest(section: str, entry: dict[str, Any], path: Path = MANIFEST) -> None:
+    manifest = read_manifest(path) if path.exists() else {"format": 1}
+    manifest[section] = entry
+    path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")

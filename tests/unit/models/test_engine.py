@@ -1,0 +1,103 @@
+"""The shipped weights: manifest checks, reading a rendered bill, ONNX parity."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from billstream_core.settings import LimitSettings
+from models.engine.predictor import EngineOptions, OcrEngine
+from models.intake import ImageRejected
+from models.training.receipts import DATA_ROOT, load_receipts, read_val_fold
+from models.weights_io import MANIFEST, WEIGHTS_DIR, WeightsError, file_sha256, read_manifest
+from tests.support.render import render_bill
+
+BILL = ["GOLDEN MART SDN BHD", "NO 12 JALAN BESAR", "INVOICE NO: 10234", "DATE: 12/03/2018",
+        "MILO 2 X 4.50 9.00", "BREAD 1 X 3.20 3.20", "TOTAL: 12.20", "CASH 20.00", "CHANGE 7.80", "THANK YOU"]
+
+
+@pytest.fixture(scope="module")
+def engine() -> OcrEngine:
+    return OcrEngine.load(options=EngineOptions(threads=2))
+
+
+def test_manifest_describes_every_shipped_file() -> None:
+    manifest = read_manifest()
+    for section in ("detector", "recognizer"):
+        entry = manifest[section]
+        path = WEIGHTS_DIR / entry["file"]
+        assert file_sha256(path) == entry["sha256"]
+        assert path.stat().st_size <= 25 * 1024 * 1024
+        assert {"config", "input", "training", "metrics"} <= entry.keys()
+    assert len(manifest["recognizer"]["charset"]) == 95
+
+
+def test_tampered_weights_are_refused(tmp_path: Path) -> None:
+    copy = tmp_path / "weights"
+    shutil.copytree(WEIGHTS_DIR, copy)
+    target = copy / read_manifest()["recognizer"]["file"]
+    data = bytearray(target.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    target.write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match="sha256"):
+        OcrEngine.load(copy)
+
+
+def test_manifest_without_a_model_is_refused(tmp_path: Path) -> None:
+    copy = tmp_path / "weights"
+    shutil.copytree(WEIGHTS_DIR, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    del manifest["detector"]
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(WeightsError, match="detector"):
+        OcrEngine.load(copy)
+    assert MANIFEST.exists()
+
+
+def test_shipped_weights_read_a_rendered_bill(engine: OcrEngine) -> None:
+    result = engine.read_image_bytes(render_bill(BILL))
+    texts = [line.text.upper() for line in result.lines]
+    words = {w for t in texts for w in t.split()}
+    expected = {w for line in BILL for w in line.split()}
+    assert len(words & expected) >= 0.8 * len(expected), texts
+    assert any("12.20" in t for t in texts) and any("TOTAL" in t for t in texts)
+    # reading order: the header comes before the total, the total before the thanks
+    order = " ".join(texts)
+    assert order.index("MART") < order.index("TOTAL") < order.index("THANK")
+    assert {"decode_ms", "detect_ms", "recognize_ms"} <= result.timings_ms.keys()
+    assert all(0.0 <= line.confidence <= 1.0 for line in result.lines)
+
+
+def test_several_pages_in_one_call_keep_their_own_lines(engine: OcrEngine) -> None:
+    import cv2
+    import numpy as np
+
+    pages = [cv2.imdecode(np.frombuffer(render_bill(lines), np.uint8), cv2.IMREAD_GRAYSCALE)
+             for lines in (["TOTAL 1.00"], ["CASH 5.00", "CHANGE 4.00"], [])]
+    results = engine.read_pages(pages)
+    assert [len(r.lines) for r in results] == [1, 2, 0]
+    assert "CHANGE" in results[1].text.upper()
+
+
+def test_bad_bytes_are_typed_rejections(engine: OcrEngine) -> None:
+    with pytest.raises(ImageRejected) as caught:
+        engine.read_image_bytes(b"GIF89a....", LimitSettings())
+    assert caught.value.code == "UNSUPPORTED_FORMAT"
+
+
+def test_onnx_path_reads_the_validation_fold_like_torch(engine: OcrEngine) -> None:
+    fold = read_val_fold()
+    receipts = [r for r in load_receipts(DATA_ROOT / "receipts-dev") if r.name in fold]
+    assert len(receipts) == len(fold), "the validation receipts must be readable from ../shared/data"
+    onnx = OcrEngine.load(options=EngineOptions(backend="onnx", threads=2))
+    differing = total = 0
+    for receipt in receipts:
+        data = receipt.image_path.read_bytes()
+        a = [line.text for line in engine.read_image_bytes(data).lines]
+        b = [line.text for line in onnx.read_image_bytes(data).lines]
+        assert len(a) == len(b), receipt.name
+        total += len(a)
+        differing += sum(x != y for x, y in zip(a, b))
+    assert differing <= 0.002 * total, f"{differing} of {total} lines differ"
