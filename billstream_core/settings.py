@@ -129,6 +129,24 @@ class LimitSettings(BaseModel):
     max_image_side: int = Field(default=30_000, ge=100)
 
 
+class WorkerSettings(BaseModel):
+    """Inference worker: micro-batching, fetch concurrency and the transaction's time budget."""
+
+    model_config = _FROZEN
+
+    group_id: str = "billstream-workers"
+    input_topic: str | None = Field(default=None, pattern=_TOPIC_NAME,
+                                    description="defaults to topics.work; bills.submitted runs without the stream app")
+    max_batch: int = Field(default=16, ge=1, le=1024)
+    max_wait_ms: int = Field(default=200, ge=0, le=60_000)
+    fetch_concurrency: int = Field(default=8, ge=1, le=256)
+    transaction_timeout_ms: int = Field(default=120_000, ge=1_000)
+    max_poll_interval_ms: int = Field(default=300_000, ge=10_000)
+    backend: str = Field(default="torch", pattern=r"^(torch|onnx|onnx-int8)$")
+    device: str = "cpu"
+    threads: int | None = Field(default=None, ge=1)
+
+
 def _default_cache_dir() -> Path:
     return Path.home() / ".cache" / "billstream"
 
@@ -162,6 +180,7 @@ class Settings(BaseSettings):
     topics: TopicSettings = TopicSettings()
     storage: StorageSettings = StorageSettings()
     limits: LimitSettings = LimitSettings()
+    worker: WorkerSettings = WorkerSettings()
     infra: InfraSettings = InfraSettings()
 
 

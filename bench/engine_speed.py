@@ -1,0 +1,94 @@
+"""Engine speed on CPU: pages/s and lines/s for torch eager, ONNX Runtime and int8, at 1 and
+2 threads, beside RapidOCR's pages/s on the same images in the same run. Each configuration
+runs in its own process (threads pinned, peak RSS measured there).
+
+    python -m bench.engine_speed [--split DIR] [--pages 20] [--threads 1,2]
+        [--configs torch,onnx,onnx-int8,rapidocr] [--json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench.machine import describe
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def measure(config: str, threads: int, images: list[Path]) -> dict[str, float]:
+    """Runs inside the child process: load once, warm up, then time decode + OCR per page."""
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    import torch
+
+    torch.set_num_threads(threads)
+    datas = [p.read_bytes() for p in images]
+    if config == "rapidocr":
+        from bench.peers import RapidOcrReader
+
+        reader = RapidOcrReader(threads)
+        run = lambda data: len(reader.read_page(data))
+    else:
+        from models.engine.predictor import EngineOptions, OcrEngine
+
+        engine = OcrEngine.load(options=EngineOptions(backend=config, threads=threads))
+        run = lambda data: len(engine.read_image_bytes(data).lines)
+    run(datas[0])  # warm-up
+    lines, started = 0, time.perf_counter()
+    for data in datas:
+        lines += run(data)
+    elapsed = time.perf_counter() - started
+    return {"pages_per_s": len(datas) / elapsed, "lines_per_s": lines / elapsed, "seconds_per_page": elapsed / len(datas),
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--split", type=Path, default=REPO.parent / "shared" / "data" / "receipts-dev")
+    parser.add_argument("--pages", type=int, default=20)
+    parser.add_argument("--threads", default="1,2")
+    parser.add_argument("--configs", default="torch,onnx,onnx-int8,rapidocr")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--child", nargs=2, metavar=("CONFIG", "THREADS"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    from models.training.receipts import read_val_fold
+
+    fold = sorted(read_val_fold())[: args.pages]
+    images = [args.split / f"{name}.jpg" for name in fold]
+    if args.child:
+        print(json.dumps(measure(args.child[0], int(args.child[1]), images)))
+        return 0
+    rows = []
+    for threads in [int(t) for t in args.threads.split(",")]:
+        for config in args.configs.split(","):
+            print(f"running {config} at {threads} thread(s)…", file=sys.stderr, flush=True)
+            done = subprocess.run([sys.executable, "-m", "bench.engine_speed", "--split", str(args.split), "--pages",
+                                   str(args.pages), "--child", config, str(threads)], capture_output=True, text=True,
+                                  cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": str(threads)})
+            if done.returncode != 0:
+                print(done.stderr[-2000:], file=sys.stderr)
+                return 1
+            rows.append({"config": config, "threads": threads} | json.loads(done.stdout.strip().splitlines()[-1]))
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    print(describe())
+    print(f"inputs: {len(images)} validation-fold receipts from {args.split.name}; decode + OCR per page, model loaded")
+    print("| config | threads | pages/s | lines/s | s/page | peak RSS MB | pages/s vs RapidOCR (same threads) |")
+    print("|---|---|---|---|---|---|---|")
+    for row in rows:
+        peer = next((r for r in rows if r["config"] == "rapidocr" and r["threads"] == row["threads"]), None)
+        ratio = f"{row['pages_per_s'] / peer['pages_per_s']:.2f}x" if peer else "-"
+        print(f"| {row['config']} | {row['threads']} | {row['pages_per_s']:.2f} | {row['lines_per_s']:.1f} | "
+              f"{row['seconds_per_page']:.3f} | {row['peak_rss_mb']:.0f} | {ratio} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

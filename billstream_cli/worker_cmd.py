@@ -1,0 +1,46 @@
+"""`billstream worker`: one inference worker; several processes form one consumer group."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import sys
+
+from billstream_core.kafka import wait_for_broker
+from billstream_core.settings import Settings
+from billstream_core.storage import ObjectStore
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = sub.add_parser("worker", help="run one inference worker (SIGTERM/Ctrl-C stops it cleanly)")
+    parser.add_argument("--instance-id", default=None,
+                        help="stable id (static group membership, transactional id); default host-pid")
+    parser.add_argument("--input-topic", default=None, help="default: the work topic (BILLSTREAM_WORKER__INPUT_TOPIC)")
+    parser.add_argument("--json", action="store_true", help="print the final stats as JSON")
+    parser.set_defaults(run=run)
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    from inference_worker.handler import BillHandler
+    from inference_worker.loop import InferenceWorker
+    from models.engine.predictor import EngineOptions, OcrEngine
+
+    if args.input_topic:
+        settings = settings.model_copy(update={"worker": settings.worker.model_copy(update={"input_topic": args.input_topic})})
+    wait_for_broker(settings.kafka)
+    options = EngineOptions(backend=settings.worker.backend, device=settings.worker.device, threads=settings.worker.threads)
+    engine = OcrEngine.load(options=options)
+    handler = BillHandler(engine, ObjectStore(settings.storage), settings.limits,
+                          fetch_concurrency=settings.worker.fetch_concurrency)
+    instance_id = args.instance_id or f"{socket.gethostname()}-{os.getpid()}"
+    worker = InferenceWorker(settings, handler, instance_id=instance_id)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: worker.stop())
+    print(f"worker {instance_id}: model {engine.name} {engine.version}, reading {worker.input_topic}", file=sys.stderr,
+          flush=True)
+    stats = worker.run()
+    summary = vars(stats) | {"instance_id": instance_id}
+    print(json.dumps(summary) if args.json else f"worker {instance_id} stopped: {summary}", file=sys.stderr if not args.json else sys.stdout)
+    return 0

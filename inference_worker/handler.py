@@ -1,0 +1,111 @@
+"""Events + bytes → results, with no Kafka in sight: the worker's unit of work.
+
+A batch of BillSubmitted events is fetched from storage concurrently, decoded and
+validated (limits from settings), the decodable pages go through the engine together, and
+every event gets exactly one result — failures included, each with its code.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from billstream_core.errors import BillstreamError, ObjectNotFound, StorageError
+from billstream_core.settings import LimitSettings
+from inference_worker import results
+from models.intake import DecodedImage, ImageRejected, decode_image
+
+
+class Engine(Protocol):
+    name: str
+    version: str
+
+    def read_pages(self, pages: list[np.ndarray]) -> list[Any]: ...
+
+
+class ImageSource(Protocol):
+    def get(self, key: str, *, max_bytes: int | None = None) -> bytes: ...
+
+
+@dataclass
+class _Prepared:
+    event: dict[str, Any]
+    image: DecodedImage | None = None
+    error: tuple[str, str] | None = None
+    fetch_ms: float = 0.0
+    decode_ms: float = 0.0
+
+
+class BillHandler:
+    def __init__(self, engine: Engine, source: ImageSource, limits: LimitSettings, *, fetch_concurrency: int = 8,
+                 on_inference: Callable[[int], None] | None = None) -> None:
+        self.engine = engine
+        self.source = source
+        self.limits = limits
+        self._pool = ThreadPoolExecutor(max_workers=fetch_concurrency, thread_name_prefix="fetch")
+        self._on_inference = on_inference or (lambda n: None)
+        self.pages_recognized = 0
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _prepare(self, event: dict[str, Any]) -> _Prepared:
+        prepared = _Prepared(event)
+        t0 = time.perf_counter()
+        try:
+            data = self.source.get(event["image"]["key"], max_bytes=self.limits.max_image_bytes)
+        except ObjectNotFound as exc:
+            prepared.error = ("OBJECT_NOT_FOUND", str(exc))
+            return prepared
+        except StorageError as exc:
+            prepared.error = (exc.code if exc.code in results.ERROR_CODES else "STORAGE_UNAVAILABLE", str(exc))
+            return prepared
+        t1 = time.perf_counter()
+        prepared.fetch_ms = (t1 - t0) * 1000
+        try:
+            prepared.image = decode_image(data, self.limits)
+        except ImageRejected as exc:
+            prepared.error = (exc.code, str(exc))
+        prepared.decode_ms = (time.perf_counter() - t1) * 1000
+        return prepared
+
+    def handle(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """One result per event, in the events' order."""
+        started = time.perf_counter()
+        prepared = list(self._pool.map(self._prepare, events))
+        ready = [p for p in prepared if p.image is not None]
+        pages: list[Any] = []
+        if ready:
+            try:
+                pages = self.engine.read_pages([p.image.gray for p in ready])  # type: ignore[union-attr]
+                self.pages_recognized += len(ready)
+                self._on_inference(len(ready))
+            except BillstreamError as exc:
+                for p in ready:
+                    p.error, p.image = (exc.code if exc.code in results.ERROR_CODES else "INTERNAL", str(exc)), None
+            except (RuntimeError, ValueError, MemoryError) as exc:
+                for p in ready:
+                    p.error, p.image = ("INTERNAL", f"engine failed: {exc.__class__.__name__}: {exc}"), None
+        by_id = {id(p): page for p, page in zip(ready, pages)}
+        total_ms = (time.perf_counter() - started) * 1000
+        out = []
+        for p in prepared:
+            event = p.event
+            common = {"model_name": self.engine.name, "model_version": self.engine.version}
+            timings = {"fetch_ms": round(p.fetch_ms, 2), "decode_ms": round(p.decode_ms, 2)}
+            if p.error is not None or id(p) not in by_id:
+                code, message = p.error or ("INTERNAL", "no engine output")
+                out.append(results.failed(event["order_number"], code, message, sha256=event["image"]["sha256"],
+                                          timings_ms=timings, submitted_at_ms=event.get("submitted_at_ms"), **common))
+                continue
+            page = by_id[id(p)]
+            lines = [{"text": line.text, "confidence": float(line.confidence), "box": line.box()} for line in page.lines]
+            out.append(results.recognized(
+                event["order_number"], event["image"]["sha256"], lines, page.text,
+                timings_ms=timings | page.timings_ms | {"batch_ms": round(total_ms, 2), "batch_size": float(len(events))},
+                warnings=(p.image.warnings if p.image else []), submitted_at_ms=event.get("submitted_at_ms"), **common))
+        return out

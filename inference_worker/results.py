@@ -1,0 +1,36 @@
+"""BillResult records: the one terminal answer of an order (RECOGNIZED or FAILED + code)."""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+ERROR_CODES = frozenset({"OBJECT_NOT_FOUND", "EMPTY_OBJECT", "IMAGE_TOO_LARGE", "UNSUPPORTED_FORMAT", "CORRUPT_IMAGE",
+                         "STORAGE_UNAVAILABLE", "UNDECODABLE_EVENT", "INTERNAL"})
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def recognized(order_number: str, sha256: str, lines: list[dict[str, Any]], page_text: str, *,
+               model_name: str, model_version: str, timings_ms: dict[str, float], warnings: list[str],
+               submitted_at_ms: int | None) -> dict[str, Any]:
+    return {
+        "order_number": order_number, "status": "RECOGNIZED", "error_code": None, "error_message": None,
+        "image_sha256": sha256, "lines": lines, "page_text": page_text, "key_fields": {}, "warnings": warnings,
+        "model_name": model_name, "model_version": model_version, "timings_ms": timings_ms, "cached": False,
+        "submitted_at_ms": submitted_at_ms, "completed_at_ms": _now_ms(),
+    }
+
+
+def failed(order_number: str, code: str, message: str, *, sha256: str | None = None,
+           model_name: str | None = None, model_version: str | None = None,
+           timings_ms: dict[str, float] | None = None, submitted_at_ms: int | None = None) -> dict[str, Any]:
+    if code not in ERROR_CODES:
+        code, message = "INTERNAL", f"{code}: {message}"
+    return {
+        "order_number": order_number, "status": "FAILED", "error_code": code, "error_message": message[:1000],
+        "image_sha256": sha256, "lines": [], "page_text": "", "key_fields": {}, "warnings": [],
+        "model_name": model_name, "model_version": model_version, "timings_ms": timings_ms or {}, "cached": False,
+        "submitted_at_ms": submitted_at_ms, "completed_at_ms": _now_ms(),
+    }

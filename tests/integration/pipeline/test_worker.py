@@ -1,0 +1,126 @@
+"""Workers against the real broker and MinIO: one result per order, failures as results,
+dead letters, and exactly-once across a kill -9."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from billstream_core.kafka import ReliableProducer, make_consumer
+from billstream_core.settings import Settings
+from billstream_core.storage import ObjectStore
+from producers.submit import BillSubmitter
+from tests.support.pipeline import WorkerProcess, collect_results, count, isolated_settings
+from tests.support.render import render_bill
+
+
+@pytest.fixture
+def pipeline(services: Settings) -> Settings:
+    return isolated_settings(services)
+
+
+def bills(n: int, tag: str) -> list[bytes]:
+    return [render_bill([f"SHOP {tag} {i}", f"INVOICE NO: {1000 + i}", f"TOTAL: {i}.50"]) for i in range(n)]
+
+
+def test_every_bill_gets_exactly_one_result(pipeline: Settings, tmp_path: Path) -> None:
+    submitter = BillSubmitter(pipeline)
+    orders = {submitter.submit(image, flush=False).order_number for image in bills(12, "A")}
+    submitter.flush()
+    worker = WorkerProcess(pipeline, "w-basic", tmp_path, input_topic=pipeline.topics.submitted)
+    try:
+        found = collect_results(pipeline, orders, timeout=240)
+    finally:
+        assert worker.terminate() == 0, worker.log_path.read_text()[-2000:]
+        worker.close()
+    counts = count(orders, found)
+    print(counts)
+    assert counts["lost"] == 0 and counts["duplicates"] == 0 and counts["unexpected"] == 0
+    for records in found.values():
+        record = records[0]
+        assert record["status"] == "RECOGNIZED", record
+        assert record["model_name"] == "billstream-ocr" and record["model_version"]
+        assert {"fetch_ms", "decode_ms", "detect_ms", "recognize_ms"} <= record["timings_ms"].keys()
+        assert "TOTAL" in record["page_text"].upper() and record["cached"] is False
+
+
+def test_bad_inputs_fail_with_their_codes_and_garbage_goes_to_dead_letter(pipeline: Settings, tmp_path: Path) -> None:
+    store = ObjectStore(pipeline.storage)
+    submitter = BillSubmitter(pipeline, store=store)
+    noise = np.random.default_rng(0).integers(0, 255, (50, 50, 3), dtype=np.uint8)
+    cases = {
+        "UNSUPPORTED_FORMAT": b"GIF89a" + bytes(64),
+        "CORRUPT_IMAGE": b"\xff\xd8\xff\xe0" + bytes(300),
+        "IMAGE_TOO_LARGE": cv2.imencode(".png", np.zeros((100, 31_000), np.uint8))[1].tobytes(),
+    }
+    expected: dict[str, str] = {}
+    for code, data in cases.items():
+        expected[submitter.submit(data).order_number] = code
+    # an event whose object vanished, and one whose object is empty (written around the submitter)
+    missing = submitter.submit(cv2.imencode(".png", noise)[1].tobytes())
+    store._client.remove_object(store.bucket, missing.image.key)
+    expected[missing.order_number] = "OBJECT_NOT_FOUND"
+    empty = store.put(b"")
+    event = submitter._codec.encode({"order_number": "EMPTY-1", "submitted_at_ms": 1, "source": "test", "attributes": {},
+                                     "image": {"bucket": empty.bucket, "key": empty.key, "sha256": empty.sha256,
+                                               "size_bytes": 0, "content_type": "application/octet-stream"}})
+    garbage = ReliableProducer(pipeline.kafka)
+    garbage.produce(pipeline.topics.submitted, event, key="EMPTY-1")
+    garbage.produce(pipeline.topics.submitted, b"\x00not avro at all", key="GARBAGE-1")
+    garbage.produce(pipeline.topics.submitted, b"\xc3\x01" + bytes(8) + b"unknown schema", key=None)
+    garbage.flush()
+    expected["EMPTY-1"] = "EMPTY_OBJECT"
+    expected["GARBAGE-1"] = "UNDECODABLE_EVENT"
+    later = submitter.submit(render_bill(["AFTER THE GARBAGE", "TOTAL 3.00"])).order_number
+
+    worker = WorkerProcess(pipeline, "w-bad", tmp_path, input_topic=pipeline.topics.submitted)
+    try:
+        found = collect_results(pipeline, set(expected) | {later}, timeout=240)
+    finally:
+        worker.terminate()
+        worker.close()
+    for order, code in expected.items():
+        assert len(found[order]) == 1, order
+        assert (found[order][0]["status"], found[order][0]["error_code"]) == ("FAILED", code), found[order][0]
+        assert found[order][0]["error_message"]
+    assert found[later][0]["status"] == "RECOGNIZED"
+
+    dead = make_consumer(pipeline.kafka, f"dlq-{time.time()}")
+    dead.subscribe([pipeline.topics.dead_letter])
+    letters = []
+    deadline = time.monotonic() + 30
+    while len(letters) < 2 and time.monotonic() < deadline:
+        message = dead.poll(0.5)
+        if message is not None and message.error() is None:
+            letters.append(message)
+    dead.close()
+    assert sorted((m.key() or b"").decode() for m in letters) == ["", "GARBAGE-1"]
+    assert all(dict(m.headers())["reason"] for m in letters)
+
+
+def test_kill_9_mid_batch_loses_and_duplicates_nothing(pipeline: Settings, tmp_path: Path) -> None:
+    submitter = BillSubmitter(pipeline)
+    orders = {submitter.submit(image, flush=False).order_number for image in bills(40, "K")}
+    submitter.flush()
+    first = WorkerProcess(pipeline, "w-one", tmp_path, input_topic=pipeline.topics.submitted)
+    second = WorkerProcess(pipeline, "w-two", tmp_path, input_topic=pipeline.topics.submitted)
+    restarted = None
+    try:
+        early = collect_results(pipeline, orders, timeout=120, settle=0.1)  # until results flow
+        deadline = time.monotonic() + 120
+        while sum(len(v) for v in early.values()) < 4 and time.monotonic() < deadline:
+            early = collect_results(pipeline, orders, timeout=5, settle=0.1)
+        first.kill()  # the worker is busy with a batch nearly all the time: this lands mid-batch
+        restarted = WorkerProcess(pipeline, "w-one", tmp_path, input_topic=pipeline.topics.submitted)
+        found = collect_results(pipeline, orders, timeout=300, settle=5)
+    finally:
+        for worker in (first, second, restarted):
+            if worker is not None:
+                worker.terminate()
+                worker.close()
+    counts = count(orders, found)
+    print(f"kill -9 test: {counts}")
+    assert counts == {"submitted": 40, "results": 40, "distinct": 40, "lost": 0, "duplicates": 0, "unexpected": 0}

@@ -1,0 +1,111 @@
+"""Helpers for pipeline tests: isolated topic names, worker processes, result counting."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from billstream_core.kafka import ensure_topics, make_consumer
+from billstream_core.serde import codec
+from billstream_core.settings import Settings, TopicSpec, load_settings
+
+
+def isolated_settings(base: Settings, *, partitions: int = 4) -> Settings:
+    """Settings on the session's services, with fresh topics and consumer group."""
+    tag = uuid.uuid4().hex[:10]
+    topics = {"submitted": f"t-{tag}.submitted", "work": f"t-{tag}.work", "results": f"t-{tag}.results",
+              "dead_letter": f"t-{tag}.dlq", "submitted_partitions": partitions, "work_partitions": partitions,
+              "results_partitions": partitions}
+    settings = load_settings(kafka=base.kafka.model_dump(), storage=_storage(base), topics=topics,
+                             worker={"group_id": f"workers-{tag}", "max_batch": 4, "max_wait_ms": 100, "threads": 1})
+    ensure_topics(settings.kafka, settings.topics.all())
+    return settings
+
+
+def _storage(base: Settings) -> dict[str, Any]:
+    data = base.storage.model_dump()
+    data["access_key"] = base.storage.access_key.get_secret_value()
+    data["secret_key"] = base.storage.secret_key.get_secret_value()
+    return data
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    t, w = settings.topics, settings.worker
+    return {
+        "BILLSTREAM_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
+        "BILLSTREAM_STORAGE__ENDPOINT": settings.storage.endpoint,
+        "BILLSTREAM_STORAGE__ACCESS_KEY": settings.storage.access_key.get_secret_value(),
+        "BILLSTREAM_STORAGE__SECRET_KEY": settings.storage.secret_key.get_secret_value(),
+        "BILLSTREAM_TOPICS__SUBMITTED": t.submitted, "BILLSTREAM_TOPICS__WORK": t.work,
+        "BILLSTREAM_TOPICS__RESULTS": t.results, "BILLSTREAM_TOPICS__DEAD_LETTER": t.dead_letter,
+        "BILLSTREAM_WORKER__GROUP_ID": w.group_id, "BILLSTREAM_WORKER__MAX_BATCH": str(w.max_batch),
+        "BILLSTREAM_WORKER__MAX_WAIT_MS": str(w.max_wait_ms), "BILLSTREAM_WORKER__THREADS": str(w.threads or 1),
+    }
+
+
+class WorkerProcess:
+    def __init__(self, settings: Settings, instance_id: str, log_dir: Path, input_topic: str | None = None) -> None:
+        self.log_path = log_dir / f"worker-{instance_id}.log"
+        args = [sys.executable, "-m", "billstream_cli.main", "worker", "--instance-id", instance_id, "--json"]
+        if input_topic:
+            args += ["--input-topic", input_topic]
+        self._log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT,
+                                        env={**os.environ, **settings_env(settings)})
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def terminate(self, timeout: float = 30) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                return self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        return self.process.wait(10)
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+        self._log.close()
+
+
+def collect_results(settings: Settings, expected: set[str], *, timeout: float = 180.0, settle: float = 3.0,
+                    topic: str | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Every result record (read_committed) by order number, until all expected orders have
+    one and nothing new arrived for ``settle`` seconds, or the timeout."""
+    decoder = codec("BillResult")
+    consumer = make_consumer(settings.kafka, f"reader-{uuid.uuid4().hex}", read_committed=True)
+    consumer.subscribe([topic or settings.topics.results])
+    found: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    deadline = time.monotonic() + timeout
+    last_new = time.monotonic()
+    try:
+        while time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is not None and message.error() is None:
+                record = decoder.decode(message.value())
+                assert record["order_number"] == message.key().decode()
+                found[record["order_number"]].append(record)
+                last_new = time.monotonic()
+            elif expected <= found.keys() and time.monotonic() - last_new > settle:
+                break
+    finally:
+        consumer.close()
+    return dict(found)
+
+
+def count(submitted: set[str], found: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
+    return {"submitted": len(submitted), "results": sum(len(v) for v in found.values()),
+            "distinct": len(found.keys() & submitted), "lost": len(submitted - found.keys()),
+            "duplicates": sum(len(v) - 1 for v in found.values() if len(v) > 1),
+            "unexpected": len(found.keys() - submitted)}
