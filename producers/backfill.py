@@ -1,0 +1,130 @@
+"""Batch backfill: submit every image of a directory or manifest, resumably.
+
+Bounded concurrency for the uploads, an optional rate limit, and a local ledger (JSON
+lines: path, sha256, order number) so a re-run skips what was already submitted.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from billstream_core.errors import BillstreamError
+from billstream_core.storage import sha256_hex
+from producers.submit import BillSubmitter
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff"}
+
+
+def list_inputs(source: Path) -> list[Path]:
+    """A directory (recursively, image suffixes) or a manifest file of one path per line."""
+    if source.is_dir():
+        return sorted(p for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if source.is_file():
+        base = source.parent
+        paths = []
+        for line in source.read_text(encoding="utf-8").splitlines():
+            line = line.strip()
+            if line and not line.startswith("#"):
+                path = Path(line.split("\t")[0])
+                paths.append(path if path.is_absolute() else base / path)
+        return paths
+    raise BillstreamError(f"{source} is neither a directory nor a manifest file")
+
+
+class Ledger:
+    """Append-only record of submitted files; keyed by path + content hash."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self.done: dict[tuple[str, str], str] = {}
+        if path.exists():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    entry = json.loads(line)
+                    self.done[(entry["path"], entry["sha256"])] = entry["order_number"]
+                except (ValueError, KeyError):
+                    continue  # a torn last line after a crash
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+    def record(self, path: str, digest: str, order_number: str) -> None:
+        with self._lock, open(self.path, "a", encoding="utf-8") as out:
+            out.write(json.dumps({"path": path, "sha256": digest, "order_number": order_number}) + "\n")
+            self.done[(path, digest)] = order_number
+
+
+class RateLimiter:
+    def __init__(self, per_second: float | None) -> None:
+        self.interval = 1.0 / per_second if per_second else 0.0
+        self._next = time.monotonic()
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        if not self.interval:
+            return
+        with self._lock:
+            now = time.monotonic()
+            delay = self._next - now
+            self._next = max(now, self._next) + self.interval
+        if delay > 0:
+            time.sleep(delay)
+
+
+@dataclass
+class BackfillReport:
+    total: int = 0
+    submitted: int = 0
+    skipped: int = 0
+    failed: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def backfill(submitter: BillSubmitter, paths: list[Path], ledger: Ledger, *, concurrency: int = 8,
+             rate: float | None = None, on_progress: Callable[[str], None] | None = None) -> BackfillReport:
+    report = BackfillReport(total=len(paths))
+    limiter = RateLimiter(rate)
+    started = time.monotonic()
+    tick = on_progress or (lambda outcome: None)
+
+    def one(path: Path) -> str:
+        data = path.read_bytes()
+        digest = sha256_hex(data)
+        if (str(path), digest) in ledger.done:
+            return "skipped"
+        limiter.wait()
+        submission = submitter.submit(data, attributes={"backfill_path": path.name}, flush=False)
+        ledger.record(str(path), digest, submission.order_number)
+        return "submitted"
+
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        pending: dict[Future[str], Path] = {}
+        for path in paths:  # at most 2 x concurrency files in memory at once
+            pending[pool.submit(one, path)] = path
+            if len(pending) >= concurrency * 2:
+                _drain(pending, report, tick)
+        while pending:
+            _drain(pending, report, tick)
+    submitter.flush()  # delivery errors surface here
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _drain(pending: dict[Future[str], Path], report: BackfillReport, tick: Callable[[str], None]) -> None:
+    done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+    for future in done:
+        path = pending.pop(future)
+        try:
+            outcome = future.result()
+        except (BillstreamError, OSError) as exc:
+            report.failed[str(path)] = f"{exc.__class__.__name__}: {exc}"
+            outcome = "failed"
+        if outcome == "submitted":
+            report.submitted += 1
+        elif outcome == "skipped":
+            report.skipped += 1
+        tick(outcome)
