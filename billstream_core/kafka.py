@@ -45,7 +45,10 @@ class ReliableProducer:
             "enable.idempotence": True,
             "acks": "all",
             "linger.ms": 5,
-            "compression.type": "lz4",
+            # no compression: events are small, and Faust's aiokafka reads lz4/zstd only with extra libraries
+            "compression.type": "none",
+            # the Java/aiokafka partitioner, so Faust and confluent producers agree on a key's partition
+            "partitioner": "murmur2_random",
         }
         if transactional_id is not None:
             config["transactional.id"] = transactional_id

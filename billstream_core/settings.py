@@ -147,6 +147,21 @@ class WorkerSettings(BaseModel):
     threads: int | None = Field(default=None, ge=1)
 
 
+class StreamAppSettings(BaseModel):
+    """The Faust stream app: its id (consumer group, internal topic prefix) and web port."""
+
+    model_config = _FROZEN
+
+    app_id: str = Field(default="billstream-stream", pattern=_TOPIC_NAME)
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=16066, gt=0, lt=65536)
+    processing_guarantee: str = Field(default="at_least_once", pattern=r"^(at_least_once|exactly_once)$")
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.web_host}:{self.web_port}"
+
+
 def _default_cache_dir() -> Path:
     return Path.home() / ".cache" / "billstream"
 
@@ -181,6 +196,7 @@ class Settings(BaseSettings):
     storage: StorageSettings = StorageSettings()
     limits: LimitSettings = LimitSettings()
     worker: WorkerSettings = WorkerSettings()
+    stream: StreamAppSettings = StreamAppSettings()
     infra: InfraSettings = InfraSettings()
 
 

@@ -14,13 +14,10 @@ import torch
 
 from models.detection.net import DetectorConfig, build_detector
 from models.recognition.crnn import CRNNConfig, build_crnn
-from models.weights_io import WEIGHTS_DIR, load_state, read_manifest
+from models.manifest import WEIGHTS_DIR, model_version, read_manifest
+from models.weights_io import load_state
 
 DEFAULT_CACHE = Path.home() / ".cache" / "billstream" / "onnx"
-
-
-def model_version(manifest: dict) -> str:
-    return f"{manifest['detector']['sha256'][:8]}.{manifest['recognizer']['sha256'][:8]}"
 
 
 def export_onnx(weights_dir: Path = WEIGHTS_DIR, out_root: Path = DEFAULT_CACHE) -> dict[str, Path]:

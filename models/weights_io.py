@@ -16,15 +16,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from billstream_core.errors import BillstreamError
+from models.manifest import MANIFEST, WEIGHTS_DIR, WeightsError, read_manifest
 
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-MANIFEST = WEIGHTS_DIR / "manifest.json"
-
-
-class WeightsError(BillstreamError):
-    code = "MODEL_WEIGHTS"
-
+__all__ = ["MANIFEST", "WEIGHTS_DIR", "WeightsError", "file_sha256", "load_state", "read_manifest", "save_state",
+           "update_manifest"]
 
 def file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
@@ -64,13 +59,6 @@ def load_state(model: nn.Module, path: Path, expected_sha256: str | None) -> nn.
         raise WeightsError(f"weights file {path.name} cannot be read: {exc}") from exc
     model.load_state_dict(state)
     return model
-
-
-def read_manifest(path: Path = MANIFEST) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())  # type: ignore[no-any-return]
-    except (OSError, ValueError) as exc:
-        raise WeightsError(f"model manifest {path} cannot be read: {exc}") from exc
 
 
 def update_manifest(section: str, entry: dict[str, Any], path: Path = MANIFEST) -> None:

@@ -23,9 +23,8 @@ from models.preprocess import PreprocessConfig, batch_by_width, crop_quad, prepa
 from models.recognition.charset import Charset
 from models.recognition.crnn import CRNNConfig, build_crnn
 from models.recognition.ctc import greedy_decode
-from models.weights_io import WEIGHTS_DIR, WeightsError, load_state, read_manifest
-
-MODEL_NAME = "billstream-ocr"
+from models.manifest import MODEL_NAME, WEIGHTS_DIR, WeightsError, model_version, read_manifest
+from models.weights_io import load_state
 
 
 @dataclass(frozen=True)
@@ -110,7 +109,7 @@ class OcrEngine:
             detector = OnnxRunner(paths["detector"], options.threads)
             recognizer = OnnxRunner(paths["recognizer_int8" if options.backend == "onnx-int8" else "recognizer"],
                                     options.threads)
-        version = f"{det_entry['sha256'][:8]}.{rec_entry['sha256'][:8]}"
+        version = model_version(manifest)
         return cls(detector, detector_config, recognizer, charset, version=version,
                    crop_margin=rec_entry["input"].get("crop_margin", 0.08),
                    max_line_width=rec_entry["input"].get("max_width", 1024), options=options)

@@ -22,8 +22,11 @@ def isolated_settings(base: Settings, *, partitions: int = 4) -> Settings:
     topics = {"submitted": f"t-{tag}.submitted", "work": f"t-{tag}.work", "results": f"t-{tag}.results",
               "dead_letter": f"t-{tag}.dlq", "submitted_partitions": partitions, "work_partitions": partitions,
               "results_partitions": partitions}
+    from tests.support.services import free_port
+
     settings = load_settings(kafka=base.kafka.model_dump(), storage=_storage(base), topics=topics,
-                             worker={"group_id": f"workers-{tag}", "max_batch": 4, "max_wait_ms": 100, "threads": 1})
+                             worker={"group_id": f"workers-{tag}", "max_batch": 4, "max_wait_ms": 100, "threads": 1},
+                             stream={"app_id": f"stream-{tag}", "web_port": free_port()})
     ensure_topics(settings.kafka, settings.topics.all())
     return settings
 
@@ -44,9 +47,38 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "BILLSTREAM_STORAGE__SECRET_KEY": settings.storage.secret_key.get_secret_value(),
         "BILLSTREAM_TOPICS__SUBMITTED": t.submitted, "BILLSTREAM_TOPICS__WORK": t.work,
         "BILLSTREAM_TOPICS__RESULTS": t.results, "BILLSTREAM_TOPICS__DEAD_LETTER": t.dead_letter,
+        "BILLSTREAM_TOPICS__SUBMITTED_PARTITIONS": str(t.submitted_partitions),
+        "BILLSTREAM_TOPICS__WORK_PARTITIONS": str(t.work_partitions),
+        "BILLSTREAM_TOPICS__RESULTS_PARTITIONS": str(t.results_partitions),
         "BILLSTREAM_WORKER__GROUP_ID": w.group_id, "BILLSTREAM_WORKER__MAX_BATCH": str(w.max_batch),
         "BILLSTREAM_WORKER__MAX_WAIT_MS": str(w.max_wait_ms), "BILLSTREAM_WORKER__THREADS": str(w.threads or 1),
+        "BILLSTREAM_STREAM__APP_ID": settings.stream.app_id, "BILLSTREAM_STREAM__WEB_PORT": str(settings.stream.web_port),
     }
+
+
+class ServiceProcess:
+    """A `billstream` subcommand as a child process, logging to a file."""
+
+    def __init__(self, settings: Settings, name: str, log_dir: Path, args: list[str]) -> None:
+        self.log_path = log_dir / f"{name}.log"
+        self._log = open(self.log_path, "ab")
+        self.process = subprocess.Popen([sys.executable, "-m", "billstream_cli.main", *args], stdout=self._log,
+                                        stderr=subprocess.STDOUT, env={**os.environ, **settings_env(settings)})
+
+    def terminate(self, timeout: float = 30) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                return self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        return self.process.wait(10)
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+        self._log.close()
 
 
 class WorkerProcess:

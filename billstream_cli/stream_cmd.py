@@ -1,0 +1,62 @@
+"""`billstream stream-app` and `billstream get ORDER_NUMBER`."""
+from __future__ import annotations
+
+import argparse
+import json
+import urllib.error
+import urllib.request
+
+from billstream_core.errors import BillstreamError
+from billstream_core.kafka import ensure_topics, partition_count, wait_for_broker
+from billstream_core.settings import Settings
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    stream = sub.add_parser("stream-app", help="run the Faust stream app (routing, cache, tables, HTTP view)")
+    stream.add_argument("--loglevel", default="warn", choices=["crit", "error", "warn", "info", "debug"])
+    stream.set_defaults(run=run_stream)
+    get = sub.add_parser("get", help="one order's result from the stream app (exit 0 done, 3 pending, 4 unknown)")
+    get.add_argument("order_number")
+    get.add_argument("--json", action="store_true")
+    get.set_defaults(run=run_get)
+
+
+def run_stream(settings: Settings, args: argparse.Namespace) -> int:
+    import faust
+
+    from models.manifest import model_version, read_manifest
+    from stream_app.app import build_app
+
+    wait_for_broker(settings.kafka)
+    ensure_topics(settings.kafka, settings.topics.all(), replication_factor=settings.topics.replication_factor)
+    for name, expected in ((settings.topics.submitted, settings.topics.submitted_partitions),
+                           (settings.topics.results, settings.topics.results_partitions)):
+        actual = partition_count(settings.kafka, name)
+        if actual != expected:
+            raise BillstreamError(f"topic {name} has {actual} partitions but the settings say {expected}; "
+                                  "the stream app's tables are co-partitioned with it: make them agree")
+    built = build_app(settings, model_version=model_version(read_manifest()))
+    worker = faust.Worker(built.app, loglevel=args.loglevel, quiet=True)
+    worker.execute_from_commandline()  # returns on SIGTERM/SIGINT after a clean stop
+    return 0
+
+
+def run_get(settings: Settings, args: argparse.Namespace) -> int:
+    url = f"{settings.stream.url}/orders/{args.order_number}"
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            status, body = response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        status, body = exc.code, json.loads(exc.read() or b"{}")
+    except (urllib.error.URLError, OSError) as exc:
+        raise BillstreamError(f"the stream app at {settings.stream.url} is not answering ({exc}); "
+                              "start it with `billstream stream-app`") from exc
+    if args.json:
+        print(json.dumps(body))
+    elif status == 200:
+        from billstream_cli.submit_cmd import format_result
+
+        print(format_result(body, lines=50))
+    else:
+        print(f"{args.order_number}: {body.get('status', status)}")
+    return {200: 0, 202: 3, 404: 4}.get(status, 1)

@@ -1,0 +1,31 @@
+"""The model manifest without torch: enough to name the model version (cache keys, results)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from billstream_core.errors import BillstreamError
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+MANIFEST = WEIGHTS_DIR / "manifest.json"
+MODEL_NAME = "billstream-ocr"
+
+
+class WeightsError(BillstreamError):
+    code = "MODEL_WEIGHTS"
+
+
+def read_manifest(path: Path = MANIFEST) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())  # type: ignore[no-any-return]
+    except (OSError, ValueError) as exc:
+        raise WeightsError(f"model manifest {path} cannot be read: {exc}") from exc
+
+
+def model_version(manifest: dict[str, Any]) -> str:
+    """Detector and recognizer weight hashes: any retrained model is a new version."""
+    try:
+        return f"{manifest['detector']['sha256'][:8]}.{manifest['recognizer']['sha256'][:8]}"
+    except KeyError as exc:
+        raise WeightsError(f"model manifest lacks the {exc.args[0]} entry") from exc

@@ -1,0 +1,39 @@
+"""Pure helpers of the stream app: cache keys, cached copies, what may be cached.
+
+No Faust here, so the rules are unit-testable on their own.
+"""
+from __future__ import annotations
+
+import base64
+import time
+from typing import Any
+
+# failures that say nothing about the image itself: never answered from cache
+TRANSIENT_CODES = frozenset({"STORAGE_UNAVAILABLE", "INTERNAL"})
+
+
+def cacheable(result: dict[str, Any]) -> bool:
+    return result["status"] == "RECOGNIZED" or result.get("error_code") not in TRANSIENT_CODES
+
+
+def cached_copy(result: dict[str, Any], order_number: str, submitted_at_ms: int | None) -> dict[str, Any]:
+    """The recognised image's result, answered for another order that sent the same bytes."""
+    return result | {"order_number": order_number, "cached": True, "submitted_at_ms": submitted_at_ms,
+                     "completed_at_ms": int(time.time() * 1000)}
+
+
+def new_entry(lead: str, model_version: str) -> dict[str, Any]:
+    return {"state": "inflight", "model_version": model_version, "lead": lead, "waiters": [], "answered": [lead],
+            "result": None}
+
+
+def add_waiter(entry: dict[str, Any], order_number: str, event: bytes) -> bool:
+    """Remember an order waiting on this image's inference; False when already known (replay)."""
+    if order_number in entry["answered"] or any(w["order"] == order_number for w in entry["waiters"]):
+        return False
+    entry["waiters"].append({"order": order_number, "event": base64.b64encode(event).decode()})
+    return True
+
+
+def waiter_event(waiter: dict[str, str]) -> bytes:
+    return base64.b64decode(waiter["event"])

@@ -1,0 +1,102 @@
+"""The stream app with a real worker: cache answers, single flight, the HTTP view, restart."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+from billstream_core.kafka import make_consumer
+from billstream_core.settings import Settings
+from producers.submit import BillSubmitter
+from tests.support.pipeline import ServiceProcess, WorkerProcess, collect_results, isolated_settings
+from tests.support.render import render_bill
+
+
+def http_get(settings: Settings, order: str) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(f"{settings.stream.url}/orders/{order}", timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
+def wait_http(settings: Settings, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            http_get(settings, "probe")
+            return
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.5)
+    raise AssertionError("the stream app's web port never answered")
+
+
+def work_events(settings: Settings, timeout: float = 5) -> list[str]:
+    consumer = make_consumer(settings.kafka, f"work-{uuid.uuid4().hex}", read_committed=False)
+    consumer.subscribe([settings.topics.work])
+    keys: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        message = consumer.poll(0.5)
+        if message is not None and message.error() is None:
+            keys.append(message.key().decode())
+    consumer.close()
+    return keys
+
+
+def test_cache_single_flight_and_http_view_survive_a_restart(services: Settings, tmp_path: Path) -> None:
+    settings = isolated_settings(services)
+    stream = ServiceProcess(settings, "stream", tmp_path, ["stream-app"])
+    worker = WorkerProcess(settings, "w-stream", tmp_path)
+    submitter = BillSubmitter(settings)
+    try:
+        wait_http(settings)
+        first_image = render_bill(["CACHE ME", "TOTAL 9.99"])
+        first = submitter.submit(first_image).order_number
+        assert collect_results(settings, {first}, timeout=120)[first][0]["cached"] is False
+        repeat = submitter.submit(first_image).order_number  # same bytes, already recognised
+
+        shared = render_bill(["TWICE AT ONCE", "TOTAL 5.55"])  # a new image sent twice concurrently
+        together: list[str] = []
+        threads = [threading.Thread(target=lambda: together.append(BillSubmitter(settings).submit(shared).order_number))
+                   for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        orders = {first, repeat, *together}
+        found = collect_results(settings, orders, timeout=120)
+        assert all(len(found[o]) == 1 for o in orders), {o: len(found.get(o, [])) for o in orders}
+        assert found[repeat][0]["cached"] is True
+        assert found[repeat][0]["page_text"] == found[first][0]["page_text"]
+        assert sorted(found[o][0]["cached"] for o in together) == [False, True]
+        # one inference per distinct image: the work topic saw the first order of each image only
+        work = work_events(settings)
+        assert sorted(work) == sorted([first, *[o for o in together if not found[o][0]["cached"]]])
+
+        status, body = http_get(settings, repeat)
+        assert status == 200 and body["order_number"] == repeat and body["cached"] is True
+        assert http_get(settings, "NO-SUCH-ORDER")[0] == 404
+
+        assert stream.terminate() == 0, stream.log_path.read_text()[-3000:]
+        stream.close()
+        stream = ServiceProcess(settings, "stream-restarted", tmp_path, ["stream-app"])
+        wait_http(settings)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and http_get(settings, first)[0] != 200:
+            time.sleep(0.5)
+        for order in orders:  # the recovered table agrees with the results topic
+            status, body = http_get(settings, order)
+            assert status == 200, (order, body)
+            assert (body["status"], body["cached"], body["page_text"]) == (
+                found[order][0]["status"], found[order][0]["cached"], found[order][0]["page_text"])
+    finally:
+        for process in (stream, worker):
+            process.terminate()
+            process.close()
