@@ -5,6 +5,11 @@
                                                               └▶ new image ─▶ bills.work
   bills.results ─collect─▶ orders table ─▶ (by image) ─settle─▶ answers the waiters from cache
 
+Known gap (faust-streaming issues #596, #216): events fetched while Faust is still
+recovering its tables after a start or rebalance can be committed without reaching an
+agent. Callers wait for ``GET /ready``; a rebalance mid-flight can still drop a
+submission, which is why routing is to move to a transactional confluent-kafka router.
+
 Tables (changelog-backed, recovered on restart): ``orders`` (order → pending | done with
 its result) and ``images`` (sha256 → in flight | done, the waiters, the result). Values
 are JSON; no pickle codec anywhere. Updates are idempotent, so a replay after a crash
@@ -76,7 +81,8 @@ def build_app(settings: Settings, *, model_version: str) -> StreamApp:
 
     @app.agent(submitted)
     async def route(stream: Any) -> None:
-        async for key, value in stream.items():
+        async for event_in in stream.events():
+            key, value = event_in.key, event_in.value
             try:
                 event = submitted_codec.decode(value)
             except DecodeError:
@@ -153,6 +159,14 @@ def build_app(settings: Settings, *, model_version: str) -> StreamApp:
         if entry["state"] != "done":
             return web.json({"order_number": order_number, "status": "PENDING"}, status=202)
         return web.json(entry["result"], status=200)
+
+    @app.page("/ready")
+    async def get_ready(web: Any, request: Any) -> Any:
+        """200 only once partitions are assigned and the tables recovered (see the module note)."""
+        recovery = app.tables.recovery
+        ready = bool(app.consumer.assignment()) and not app.rebalancing \
+            and recovery.completed.is_set() and not recovery.in_recovery
+        return web.json({"ready": ready}, status=200 if ready else 503)
 
     @app.page("/stats")
     async def get_stats(web: Any, request: Any) -> Any:

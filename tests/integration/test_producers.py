@@ -17,7 +17,7 @@ from billstream_core.settings import Settings, load_settings
 from billstream_core.storage import ObjectStore
 from producers.submit import BillSubmitter
 from tests.support.pipeline import isolated_settings, settings_env
-from tests.support.render import render_bill
+from producers.samples import render_bill
 
 
 def submitted_events(settings: Settings, expected: int, timeout: float = 30) -> list[dict]:

@@ -15,7 +15,7 @@ from billstream_core.kafka import make_consumer
 from billstream_core.settings import Settings
 from producers.submit import BillSubmitter
 from tests.support.pipeline import ServiceProcess, WorkerProcess, collect_results, isolated_settings
-from tests.support.render import render_bill
+from producers.samples import render_bill
 
 
 def http_get(settings: Settings, order: str) -> tuple[int, dict]:
@@ -27,14 +27,17 @@ def http_get(settings: Settings, order: str) -> tuple[int, dict]:
 
 
 def wait_http(settings: Settings, timeout: float = 90) -> None:
+    """Until /ready says the tables are recovered (urlopen raises on the 503 before that)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            http_get(settings, "probe")
-            return
+            with urllib.request.urlopen(f"{settings.stream.url}/ready", timeout=5) as response:
+                if json.loads(response.read())["ready"]:
+                    return
         except (urllib.error.URLError, OSError):
-            time.sleep(0.5)
-    raise AssertionError("the stream app's web port never answered")
+            pass
+        time.sleep(0.5)
+    raise AssertionError("the stream app never became ready")
 
 
 def work_events(settings: Settings, timeout: float = 5) -> list[str]:

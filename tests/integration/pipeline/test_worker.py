@@ -14,7 +14,7 @@ from billstream_core.settings import Settings
 from billstream_core.storage import ObjectStore
 from producers.submit import BillSubmitter
 from tests.support.pipeline import WorkerProcess, collect_results, count, isolated_settings
-from tests.support.render import render_bill
+from producers.samples import render_bill
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from models.engine.predictor import EngineOptions, OcrEngine
 from models.intake import ImageRejected
 from models.training.receipts import DATA_ROOT, load_receipts, read_val_fold
 from models.weights_io import MANIFEST, WEIGHTS_DIR, WeightsError, file_sha256, read_manifest
-from tests.support.render import render_bill
+from producers.samples import render_bill
 
 BILL = ["GOLDEN MART SDN BHD", "NO 12 JALAN BESAR", "INVOICE NO: 10234", "DATE: 12/03/2018",
         "MILO 2 X 4.50 9.00", "BREAD 1 X 3.20 3.20", "TOTAL: 12.20", "CASH 20.00", "CHANGE 7.80", "THANK YOU"]
