@@ -9,20 +9,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import subprocess
 import sys
 import time
-import urllib.request
-from pathlib import Path
 
 from confluent_kafka import TopicPartition
 
 from billstream_cli.submit_cmd import format_result
-from billstream_core.errors import BillstreamError
 from billstream_core.kafka import make_consumer
 from billstream_core.serde import codec
 from billstream_core.settings import Settings
+from infra.components import ComponentProcesses, wait_ready
 from infra.stack import LocalStack
 
 
@@ -34,49 +30,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser.add_argument("--keep", action="store_true", help="leave the stack, stream app and workers running")
     parser.add_argument("--json", action="store_true", help="print results and the summary as JSON lines")
     parser.set_defaults(run=run)
-
-
-class Children:
-    """The processes the demo starts; stopped in reverse order, SIGTERM then SIGKILL."""
-
-    def __init__(self, log_dir: Path) -> None:
-        self.log_dir = log_dir
-        self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
-
-    def start(self, name: str, *args: str) -> None:
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_dir / f"{name}.log", "ab")
-        proc = subprocess.Popen([sys.executable, "-m", "billstream_cli.main", *args], stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
-        self.procs.append((name, proc))
-
-    def check(self) -> None:
-        for name, proc in self.procs:
-            if proc.poll() is not None:
-                raise BillstreamError(f"{name} exited with code {proc.returncode}; see {self.log_dir / name}.log")
-
-    def stop(self) -> None:
-        for _, proc in reversed(self.procs):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for _, proc in reversed(self.procs):
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-
-
-def _wait_http(url: str, children: Children, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        children.check()
-        try:
-            urllib.request.urlopen(f"{url}/ready", timeout=2).read()  # 503 until the tables are recovered
-            return
-        except OSError:
-            time.sleep(0.5)
-    raise BillstreamError(f"the stream app did not answer at {url} within {timeout:.0f}s")
 
 
 def _say(message: str, as_json: bool) -> None:
@@ -91,14 +44,14 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     stack = LocalStack(settings)
     was_running = all(s.running for s in stack.status())
     stack.up()
-    children = Children(settings.infra.resolved_state_dir / "logs" / "demo")
+    children = ComponentProcesses(settings.infra.resolved_state_dir / "logs" / "demo")
     interrupted = False
     try:
         _say(f"starting the stream app and {args.workers} workers (logs: {children.log_dir})", args.json)
         children.start("stream-app", "stream-app")
         for n in range(args.workers):
             children.start(f"worker-{n + 1}", "worker", "--instance-id", f"demo-{n + 1}")
-        _wait_http(settings.stream.url, children, 120)
+        wait_ready(settings.stream.url, children, 120)
 
         results = make_consumer(settings.kafka, f"billstream-demo-{os.getpid()}-{time.time_ns()}", read_committed=True)
         metadata = results.list_topics(settings.topics.results, timeout=10).topics[settings.topics.results]

@@ -13,7 +13,7 @@ from typing import Any
 
 from billstream_core.kafka import ensure_topics, make_consumer
 from billstream_core.serde import codec
-from billstream_core.settings import Settings, TopicSpec, load_settings
+from billstream_core.settings import Settings, load_settings
 
 
 def isolated_settings(base: Settings, *, partitions: int = 4) -> Settings:

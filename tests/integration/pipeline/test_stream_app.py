@@ -9,7 +9,6 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-import pytest
 
 from billstream_core.kafka import make_consumer
 from billstream_core.settings import Settings

@@ -1,0 +1,191 @@
+"""End-to-end pipeline throughput and latency beside the bare engine, on the same bills and
+cores, in one run: engine bills/s, pipeline bills/s with 1 and 2 workers, submit→result
+latency p50/p95/p99 at about half the measured capacity, and cache-hit latency.
+
+Needs the local stack (`billstream infra up`); uses its own topics and consumer groups.
+
+    python -m bench.pipeline [--bills 40] [--cores 2] [--json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from confluent_kafka import TopicPartition
+
+from bench.machine import describe
+from billstream_core.kafka import ensure_topics, make_consumer
+from billstream_core.serde import codec
+from billstream_core.settings import Settings, load_settings
+from infra.components import ComponentProcesses, wait_ready
+from producers.samples import sample_bills
+from producers.submit import BillSubmitter
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def isolated(base: Settings, cores: int, workers: int) -> tuple[Settings, dict[str, str]]:
+    tag = uuid.uuid4().hex[:8]
+    topics = {"submitted": f"bench-{tag}.submitted", "work": f"bench-{tag}.work", "results": f"bench-{tag}.results",
+              "dead_letter": f"bench-{tag}.dlq"}
+    threads = max(1, cores // workers)
+    settings = load_settings(topics=topics, stream={"app_id": f"bench-stream-{tag}", "web_port": 16100 + os.getpid() % 800},
+                             worker={"group_id": f"bench-workers-{tag}", "threads": threads, "max_batch": 8,
+                                     "max_wait_ms": 50})
+    ensure_topics(settings.kafka, settings.topics.all())
+    env = {**os.environ, "BILLSTREAM_TOPICS__SUBMITTED": topics["submitted"], "BILLSTREAM_TOPICS__WORK": topics["work"],
+           "BILLSTREAM_TOPICS__RESULTS": topics["results"], "BILLSTREAM_TOPICS__DEAD_LETTER": topics["dead_letter"],
+           "BILLSTREAM_STREAM__APP_ID": settings.stream.app_id, "BILLSTREAM_STREAM__WEB_PORT": str(settings.stream.web_port),
+           "BILLSTREAM_WORKER__GROUP_ID": settings.worker.group_id, "BILLSTREAM_WORKER__THREADS": str(threads),
+           "BILLSTREAM_WORKER__MAX_BATCH": "8", "BILLSTREAM_WORKER__MAX_WAIT_MS": "50", "OMP_NUM_THREADS": str(threads)}
+    return settings, env
+
+
+class ResultWatcher:
+    """Records when each order's result becomes visible to a read_committed reader."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.seen: dict[str, float] = {}
+        self.consumer = make_consumer(settings.kafka, f"bench-{uuid.uuid4().hex}", read_committed=True)
+        topic = settings.topics.results
+        partitions = self.consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        self.consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+        self._stop = threading.Event()
+        self._decoder = codec("BillResult")
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            message = self.consumer.poll(0.1)
+            if message is not None and message.error() is None:
+                self.seen.setdefault(message.key().decode(), time.monotonic())
+
+    def wait(self, orders: set[str], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not orders <= self.seen.keys():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(orders - self.seen.keys())} results missing after {timeout:.0f}s")
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        self._stop.set()
+        self.thread.join(5)
+        self.consumer.close()
+
+
+def engine_figures(images: list[bytes], cores: int) -> dict[str, float]:
+    import torch
+
+    from models.engine.predictor import EngineOptions, OcrEngine
+    from models.intake import decode_image
+
+    torch.set_num_threads(cores)
+    engine = OcrEngine.load(options=EngineOptions(threads=cores))
+    engine.read_image_bytes(images[0])
+    singles = []
+    for image in images:
+        started = time.perf_counter()
+        engine.read_image_bytes(image)
+        singles.append(time.perf_counter() - started)
+    started = time.perf_counter()
+    for i in range(0, len(images), 8):
+        engine.read_pages([decode_image(data, load_settings().limits).gray for data in images[i:i + 8]])
+    batch_rate = len(images) / (time.perf_counter() - started)
+    return {"bills_per_s": batch_rate, "single_p50_s": percentile(singles, 0.5), "single_p99_s": percentile(singles, 0.99)}
+
+
+def pipeline_run(base: Settings, images: list[bytes], cores: int, workers: int, half_load: float | None,
+                 log_dir: Path) -> dict[str, float]:
+    settings, env = isolated(base, cores, workers)
+    children = ComponentProcesses(log_dir / f"{workers}-workers", env=env)
+    watcher = ResultWatcher(settings)
+    out: dict[str, float] = {}
+    try:
+        children.start("stream-app", "stream-app")
+        for n in range(workers):
+            children.start(f"worker-{n}", "worker", "--instance-id", f"bench-{n}-{uuid.uuid4().hex[:6]}")
+        wait_ready(settings.stream.url, children, 120)
+        submitter = BillSubmitter(settings, source="bench")
+        warm = submitter.submit(sample_bills(1, run=999_999)[0]).order_number  # load the models
+        watcher.wait({warm}, 300)
+        started = time.monotonic()
+        orders = {submitter.submit(image, flush=False).order_number for image in images}
+        submitter.flush()
+        watcher.wait(orders, 600)
+        out["bills_per_s"] = len(images) / (max(watcher.seen[o] for o in orders) - started)
+        if half_load:
+            fresh = sample_bills(len(images), run=int(time.time()) % 100000 + 1)
+            submit_times: dict[str, float] = {}
+            interval = 1.0 / half_load
+            next_at = time.monotonic()
+            for image in fresh:
+                time.sleep(max(0.0, next_at - time.monotonic()))
+                next_at += interval
+                t0 = time.monotonic()
+                submit_times[submitter.submit(image).order_number] = t0
+            watcher.wait(set(submit_times), 600)
+            latencies = [watcher.seen[o] - t for o, t in submit_times.items()]
+            out |= {"offered_per_s": half_load, "p50_s": percentile(latencies, 0.5), "p95_s": percentile(latencies, 0.95),
+                    "p99_s": percentile(latencies, 0.99)}
+            cache_times: dict[str, float] = {}
+            for image in fresh[:20]:  # repeats: answered by the stream app from its table
+                t0 = time.monotonic()
+                cache_times[submitter.submit(image).order_number] = t0
+                time.sleep(0.05)
+            watcher.wait(set(cache_times), 120)
+            cache = [watcher.seen[o] - t for o, t in cache_times.items()]
+            out |= {"cache_p50_s": percentile(cache, 0.5), "cache_p99_s": percentile(cache, 0.99)}
+    finally:
+        watcher.close()
+        children.stop()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bills", type=int, default=40)
+    parser.add_argument("--cores", type=int, default=os.cpu_count() or 2, help="cores shared by the workers")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    base = load_settings()
+    images = sample_bills(args.bills, run=int(time.time()) % 100000)
+    log_dir = base.infra.resolved_state_dir / "logs" / "bench"
+    print("measuring the bare engine…", file=sys.stderr, flush=True)
+    engine = engine_figures(images, args.cores)
+    rows = {"engine": engine}
+    for workers in (1, 2):
+        print(f"measuring the pipeline with {workers} worker(s)…", file=sys.stderr, flush=True)
+        capacity_hint = engine["bills_per_s"]
+        rows[f"pipeline, {workers} worker(s)"] = pipeline_run(
+            base, sample_bills(args.bills, run=int(time.time()) % 100000 + workers * 7), args.cores, workers,
+            capacity_hint / 2 if workers == 2 else None, log_dir)
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    print(describe())
+    print(f"inputs: {args.bills} rendered sample bills per phase, {args.cores} cores shared by the workers; "
+          "latency = submit until the result is visible to a read_committed reader")
+    print("| run | bills/s | vs engine | p50 s | p95 s | p99 s | cache p50 s | cache p99 s |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, row in rows.items():
+        cells = [f"{row['bills_per_s']:.2f}", f"{row['bills_per_s'] / engine['bills_per_s']:.2f}x"]
+        cells += [f"{row[k]:.3f}" if k in row else "-" for k in ("p50_s", "p95_s", "p99_s", "cache_p50_s", "cache_p99_s")]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    half = rows["pipeline, 2 worker(s)"]
+    print(f"engine single-bill p99 {engine['single_p99_s']:.3f}s; pipeline p99 at {half['offered_per_s']:.2f} bills/s "
+          f"offered = {half['p99_s'] / engine['single_p99_s']:.2f}x of it")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
