@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 from models.detection.geometry import core_mask
+from models.training.augment import scan_damage
 from models.preprocess import to_gray
 from models.training.receipts import Receipt
 
@@ -41,14 +42,7 @@ def random_crop(page: PageSample, size: int, rng: random.Random) -> tuple[np.nda
     x = rng.randint(0, image.shape[1] - window)
     crop = cv2.resize(image[y:y + window, x:x + window], (size, size), interpolation=cv2.INTER_AREA)
     target = cv2.resize(mask[y:y + window, x:x + window], (size, size), interpolation=cv2.INTER_NEAREST)
-    if rng.random() < 0.4:
-        low, high = rng.uniform(0, 80), rng.uniform(170, 255)
-        crop = (low + crop.astype(np.float32) * (high - low) / 255).astype(np.uint8)
-    if rng.random() < 0.3:
-        crop = cv2.GaussianBlur(crop, (3, 3), rng.uniform(0.3, 1.2))
-    if rng.random() < 0.3:
-        noise = np.random.default_rng(rng.getrandbits(32)).normal(0, rng.uniform(3, 12), crop.shape)
-        crop = np.clip(crop + noise, 0, 255).astype(np.uint8)
+    crop = scan_damage(crop, rng, p_contrast=0.4, max_black=80, p_blur=0.3, max_blur=1.2, p_noise=0.3, max_noise=12)
     return crop, target
 
 

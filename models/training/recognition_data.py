@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from models.preprocess import crop_quad, resize_to_height, to_gray
+from models.training.augment import scan_damage
 from models.recognition.charset import Charset
 from models.training.receipts import Receipt
 
@@ -69,14 +70,7 @@ def augment(image: np.ndarray, rng: random.Random) -> np.ndarray:
     if rng.random() < 0.25:
         kernel = np.ones((2, 2), np.uint8)
         out = cv2.erode(out, kernel) if rng.random() < 0.5 else cv2.dilate(out, kernel)
-    if rng.random() < 0.4:
-        low, high = rng.uniform(0, 90), rng.uniform(170, 255)
-        out = (low + out.astype(np.float32) * (high - low) / 255.0).astype(np.uint8)
-    if rng.random() < 0.25:
-        out = cv2.GaussianBlur(out, (3, 3), rng.uniform(0.3, 1.0))
-    if rng.random() < 0.25:
-        noise = np.random.default_rng(rng.getrandbits(32)).normal(0, rng.uniform(3, 15), out.shape)
-        out = np.clip(out.astype(np.float32) + noise, 0, 255).astype(np.uint8)
+    out = scan_damage(out, rng, p_contrast=0.4, max_black=90, p_blur=0.25, max_blur=1.0, p_noise=0.25, max_noise=15)
     if rng.random() < 0.2:
         ok, encoded = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, rng.randint(30, 80)])
         if ok:

@@ -8,9 +8,7 @@ is exported to models/weights/ with its manifest entry.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import random
 import time
 from pathlib import Path
@@ -25,6 +23,7 @@ from models.detection.net import DetectorConfig, build_detector
 from models.detection.postprocess import boxes_from_map
 from models.training.detection_data import PageSample, load_pages, page_tensor_shape, random_crop
 from models.training.receipts import load_all, read_val_fold, split_train_val
+from models.training.checkpoints import EpochCheckpoints, one_cycle, provenance, report_epoch
 from models.weights_io import WEIGHTS_DIR, save_state, update_manifest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -104,20 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"pages: {len(train)} train, {len(val)} validation", flush=True)
 
     model = build_detector(config).to(args.device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     steps_per_epoch = -(-len(train) * args.crops_per_page // args.batch_size)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=args.epochs * steps_per_epoch,
-                                                    pct_start=0.1)
-    args.run_dir.mkdir(parents=True, exist_ok=True)
-    checkpoint_path = args.run_dir / "last.pt"
-    start_epoch, best = 0, -1.0
-    if checkpoint_path.exists():
-        state = torch.load(checkpoint_path, map_location=args.device, weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        start_epoch, best = state["epoch"] + 1, state["best"]
-        print(f"resumed after epoch {state['epoch']} (best box F1 {best:.4f})", flush=True)
+    optimizer, scheduler = one_cycle(model, args.lr, args.epochs * steps_per_epoch)
+    checkpoints = EpochCheckpoints(args.run_dir, model, optimizer, scheduler, args.device)
+    start_epoch, best = checkpoints.resume("box F1")
 
     for epoch in range(start_epoch, args.epochs):
         rng = random.Random(args.seed * 1000 + epoch)
@@ -140,9 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             running = 0.95 * running + 0.05 * loss.item() if step > 1 else loss.item()
             progress.set_postfix(loss=f"{running:.3f}")
         metrics = evaluate(model, val, val_truth, args.device)
-        elapsed = (time.monotonic() - started) / 60
-        print(json.dumps({"epoch": epoch + 1, "loss": round(running, 4), "minutes": round(elapsed, 1)} | metrics),
-              flush=True)
+        elapsed = report_epoch(epoch, running, started, metrics)
         if metrics["box_f1"] > best:
             best = metrics["box_f1"]
             sha = save_state(model, WEIGHTS_DIR / "detector.npz", half=True)
@@ -151,13 +138,9 @@ def main(argv: list[str] | None = None) -> int:
                 "input": {"page_width": config.page_width, "channels": 1, "scale": "pixel / 255",
                           "side_multiple": 16},
                 "postprocess": {"threshold": 0.3, "min_score": 0.5},
-                "training": {"data": f"line boxes of {len(train)} receipts (validation vendors excluded)",
-                             "epochs": epoch + 1, "seed": args.seed, "device": args.device,
-                             "host": platform.processor() or platform.machine(), "minutes": round(elapsed, 1)},
-                "metrics": {"validation_fold": "models/data/val_fold.txt"} | {k: round(v, 4) for k, v in metrics.items()},
-            })
-        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "epoch": epoch, "best": best}, checkpoint_path)
+            } | provenance(f"line boxes of {len(train)} receipts (validation vendors excluded)",
+                           epoch, args.seed, args.device, elapsed, metrics))
+        checkpoints.save(epoch, best)
         if args.max_minutes is not None and elapsed > args.max_minutes:
             print(f"stopping after {elapsed:.1f} minutes (--max-minutes); rerun to resume", flush=True)
             break

@@ -8,9 +8,7 @@ by validation line accuracy is exported to models/weights/ with its manifest ent
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import random
 import time
 from pathlib import Path
@@ -26,6 +24,7 @@ from models.recognition.ctc import greedy_decode
 from models.training.metrics import LineAccuracy
 from models.training.receipts import load_all, read_val_fold, split_train_val
 from models.training.recognition_data import LineSample, batches, extract_samples
+from models.training.checkpoints import EpochCheckpoints, one_cycle, provenance, report_epoch
 from models.weights_io import WEIGHTS_DIR, save_state, update_manifest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -71,21 +70,11 @@ def main(argv: list[str] | None = None) -> int:
 
     config = CRNNConfig(num_classes=len(charset))
     model = build_crnn(config).to(args.device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     steps_per_epoch = -(-len(train) // args.batch_size)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=args.epochs * steps_per_epoch,
-                                                    pct_start=0.1)
+    optimizer, scheduler = one_cycle(model, args.lr, args.epochs * steps_per_epoch)
     ctc = nn.CTCLoss(blank=charset.blank, zero_infinity=True)
-    args.run_dir.mkdir(parents=True, exist_ok=True)
-    checkpoint_path = args.run_dir / "last.pt"
-    start_epoch, best = 0, -1.0
-    if checkpoint_path.exists():
-        state = torch.load(checkpoint_path, map_location=args.device, weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        start_epoch, best = state["epoch"] + 1, state["best"]
-        print(f"resumed after epoch {state['epoch']} (best line exact {best:.4f})", flush=True)
+    checkpoints = EpochCheckpoints(args.run_dir, model, optimizer, scheduler, args.device)
+    start_epoch, best = checkpoints.resume("line exact")
 
     for epoch in range(start_epoch, args.epochs):
         rng = random.Random(args.seed * 1000 + epoch)
@@ -107,9 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             running = 0.98 * running + 0.02 * loss.item() if step > 1 else loss.item()
             progress.set_postfix(loss=f"{running:.3f}", lr=f"{scheduler.get_last_lr()[0]:.1e}")
         metrics = evaluate(model, val, charset, args.device)
-        elapsed = (time.monotonic() - started) / 60
-        print(json.dumps({"epoch": epoch + 1, "loss": round(running, 4), "minutes": round(elapsed, 1)} | metrics),
-              flush=True)
+        elapsed = report_epoch(epoch, running, started, metrics)
         if metrics["line_exact_ci"] > best:
             best = metrics["line_exact_ci"]
             sha = save_state(model, WEIGHTS_DIR / "crnn.npz", half=True)
@@ -117,14 +104,10 @@ def main(argv: list[str] | None = None) -> int:
                 "file": "crnn.npz", "sha256": sha, "architecture": "crnn", "config": config.to_dict(),
                 "charset": charset.to_manifest(), "input": {"height": 32, "channels": 1, "max_width": 1024,
                                                             "crop_margin": 0.08, "scale": "pixel / 255"},
-                "training": {"data": f"{len(train)} real GT line crops from {len(train_receipts)} receipts "
-                                     "(receipts-dev minus the validation fold, receipts-extra minus its vendors)",
-                             "epochs": epoch + 1, "seed": args.seed, "device": args.device,
-                             "host": platform.processor() or platform.machine(), "minutes": round(elapsed, 1)},
-                "metrics": {"validation_fold": "models/data/val_fold.txt"} | {k: round(v, 4) for k, v in metrics.items()},
-            })
-        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "epoch": epoch, "best": best}, checkpoint_path)
+            } | provenance(f"{len(train)} real GT line crops from {len(train_receipts)} receipts (receipts-dev minus "
+                           "the validation fold, receipts-extra minus its vendors)",
+                           epoch, args.seed, args.device, elapsed, metrics))
+        checkpoints.save(epoch, best)
         if args.max_minutes is not None and elapsed > args.max_minutes:
             print(f"stopping after {elapsed:.1f} minutes (--max-minutes); rerun to resume", flush=True)
             break

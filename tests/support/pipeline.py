@@ -81,34 +81,14 @@ class ServiceProcess:
         self._log.close()
 
 
-class WorkerProcess:
+class WorkerProcess(ServiceProcess):
     def __init__(self, settings: Settings, instance_id: str, log_dir: Path, input_topic: str | None = None) -> None:
-        self.log_path = log_dir / f"worker-{instance_id}.log"
-        args = [sys.executable, "-m", "billstream_cli.main", "worker", "--instance-id", instance_id, "--json"]
-        if input_topic:
-            args += ["--input-topic", input_topic]
-        self._log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT,
-                                        env={**os.environ, **settings_env(settings)})
+        args = ["worker", "--instance-id", instance_id, "--json"] + (["--input-topic", input_topic] if input_topic else [])
+        super().__init__(settings, f"worker-{instance_id}", log_dir, args)
 
     def kill(self) -> None:
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(10)
-
-    def terminate(self, timeout: float = 30) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                return self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-        return self.process.wait(10)
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
-        self._log.close()
 
 
 def collect_results(settings: Settings, expected: set[str], *, timeout: float = 180.0, settle: float = 3.0,
