@@ -19,13 +19,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     ocr.add_argument("path", type=Path, help="an image, or a directory of images")
     ocr.add_argument("--json", action="store_true", help="one JSON object per image on stdout")
     ocr.add_argument("--jsonl", type=Path, metavar="OUT", help="write one JSON object per image to OUT")
-    ocr.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    ocr.add_argument("--threads", type=int, default=None, help="CPU threads")
+    ocr.add_argument("--backend", choices=["torch", "onnx", "onnx-int8"], default="onnx-int8")
     ocr.set_defaults(run=run_ocr)
 
     ev = sub.add_parser("eval", help="word P/R/F1, page CER, line accuracy and seconds on receipts with GT")
     ev.add_argument("--split", type=Path, required=True, help="directory of NAME.jpg + NAME.txt receipts")
     ev.add_argument("--fold", choices=["val", "all"], default="all", help="val: only the committed validation fold")
     ev.add_argument("--threads", type=int, default=2)
+    ev.add_argument("--backend", choices=["torch", "onnx", "onnx-int8"], default="onnx-int8")
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(run=run_eval)
 
@@ -42,7 +44,7 @@ def run_ocr(settings: Settings, args: argparse.Namespace) -> int:
     from models.engine.predictor import EngineOptions, OcrEngine
     from models.intake import ImageRejected
 
-    engine = OcrEngine.load(options=EngineOptions(threads=args.threads))
+    engine = OcrEngine.load(options=EngineOptions(backend=args.backend, threads=args.threads))
     out = open(args.jsonl, "w", encoding="utf-8") if args.jsonl else None
     failed = 0
     try:
@@ -81,7 +83,7 @@ def run_eval(settings: Settings, args: argparse.Namespace) -> int:
         receipts = [r for r in receipts if r.name in fold]
     if not receipts:
         raise BillstreamError(f"no receipts (NAME.jpg + NAME.txt) in {args.split} for fold {args.fold}")
-    engine = OcrEngine.load(options=EngineOptions(threads=args.threads))
+    engine = OcrEngine.load(options=EngineOptions(backend=args.backend, threads=args.threads))
     progress = None if args.json else (lambda n, total: print(f"\r{n}/{total} pages", end="", file=sys.stderr))
     metrics = evaluate(EngineReader(engine), receipts, crop_margin=engine.crop_margin, progress=progress)
     if args.json:

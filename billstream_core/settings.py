@@ -142,7 +142,7 @@ class WorkerSettings(BaseModel):
     fetch_concurrency: int = Field(default=8, ge=1, le=256)
     transaction_timeout_ms: int = Field(default=120_000, ge=1_000)
     max_poll_interval_ms: int = Field(default=300_000, ge=10_000)
-    backend: str = Field(default="torch", pattern=r"^(torch|onnx|onnx-int8)$")
+    backend: str = Field(default="onnx-int8", pattern=r"^(torch|onnx|onnx-int8)$")
     device: str = "cpu"
     threads: int | None = Field(default=None, ge=1)
 

@@ -8,6 +8,7 @@ written to the user cache under the model version, and re-made when missing.
 from __future__ import annotations
 
 import argparse
+import os
 import warnings
 from pathlib import Path
 
@@ -29,24 +30,28 @@ def export_onnx(weights_dir: Path = WEIGHTS_DIR, out_root: Path = DEFAULT_CACHE)
     if all(path.exists() for path in paths.values()):
         return paths
     out.mkdir(parents=True, exist_ok=True)
+    # written under temporary names and renamed: two workers starting together never read half a file
+    tmp = {name: path.with_name(f".{path.name}.{os.getpid()}.tmp") for name, path in paths.items()}
     det, rec = manifest["detector"], manifest["recognizer"]
     detector = load_state(build_detector(DetectorConfig.from_dict(det["config"])), weights_dir / det["file"], det["sha256"]).eval()
     recognizer = load_state(build_crnn(CRNNConfig.from_dict(rec["config"])), weights_dir / rec["file"], rec["sha256"]).eval()
     with torch.inference_mode(), warnings.catch_warnings():
         # the tracer's notes on shape checks and LSTM batch sizes: the parity test covers both
         warnings.simplefilter("ignore")
-        torch.onnx.export(detector, (torch.rand(1, 1, 64, 96),), str(paths["detector"]), input_names=["images"],
+        torch.onnx.export(detector, (torch.rand(1, 1, 64, 96),), str(tmp["detector"]), input_names=["images"],
                           output_names=["logits"], opset_version=17, dynamo=False,
                           dynamic_axes={"images": {0: "batch", 2: "height", 3: "width"},
                                         "logits": {0: "batch", 2: "height", 3: "width"}})
-        torch.onnx.export(recognizer, (torch.rand(2, 1, 32, 128),), str(paths["recognizer"]), input_names=["images"],
+        torch.onnx.export(recognizer, (torch.rand(2, 1, 32, 128),), str(tmp["recognizer"]), input_names=["images"],
                           output_names=["log_probs"], opset_version=17, dynamo=False,
                           dynamic_axes={"images": {0: "batch", 3: "width"}, "log_probs": {0: "steps", 1: "batch"}})
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     # int8 weights for the sequence model and classifier; convolutions stay float (ConvInteger is slow on CPU)
-    quantize_dynamic(str(paths["recognizer"]), str(paths["recognizer_int8"]), weight_type=QuantType.QInt8,
+    quantize_dynamic(str(tmp["recognizer"]), str(tmp["recognizer_int8"]), weight_type=QuantType.QInt8,
                      op_types_to_quantize=["LSTM", "MatMul", "Gemm"])
+    for name, path in paths.items():
+        os.replace(tmp[name], path)
     return paths
 
 
