@@ -33,14 +33,14 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     from models.engine.predictor import EngineOptions, OcrEngine
-    from models.evaluation import EngineReader, evaluate
+    from models.evaluation import EngineReader, Reader, evaluate
     from models.training.receipts import load_receipts, read_val_fold
 
     receipts = load_receipts(args.split)
     if args.fold == "val":
         fold = read_val_fold()
         receipts = [r for r in receipts if r.name in fold]
-    readers = []
+    readers: list[Reader] = []
     for name in args.systems.split(","):
         if name == "billstream":
             readers.append(EngineReader(OcrEngine.load(options=EngineOptions(backend=args.backend, threads=args.threads))))

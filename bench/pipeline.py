@@ -67,8 +67,9 @@ class ResultWatcher:
     def _run(self) -> None:
         while not self._stop.is_set():
             message = self.consumer.poll(0.1)
-            if message is not None and message.error() is None:
-                self.seen.setdefault(message.key().decode(), time.monotonic())
+            key = message.key() if message is not None and message.error() is None else None
+            if key:
+                self.seen.setdefault(key.decode(), time.monotonic())
 
     def wait(self, orders: set[str], timeout: float) -> None:
         deadline = time.monotonic() + timeout

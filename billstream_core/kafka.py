@@ -68,7 +68,7 @@ class ReliableProducer:
             self.delivered += 1
 
     def produce(self, topic: str, value: bytes, key: str | bytes | None = None,
-                headers: dict[str, bytes] | None = None) -> None:
+                headers: dict[str, str | bytes | None] | None = None) -> None:
         while True:
             try:
                 self._producer.produce(topic, value=value, key=key, headers=headers,

@@ -105,8 +105,8 @@ class InferenceWorker:
             outputs += self.handler.handle(events)
         next_offsets: dict[tuple[str, int], int] = {}
         for message in messages:
-            key = (message.topic(), message.partition())
-            next_offsets[key] = max(next_offsets.get(key, 0), message.offset() + 1)
+            key = (message.topic() or "", message.partition() or 0)
+            next_offsets[key] = max(next_offsets.get(key, 0), (message.offset() or 0) + 1)
         raw = self.producer.raw
         try:
             raw.begin_transaction()

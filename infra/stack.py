@@ -85,7 +85,8 @@ class LocalStack:
                             f"BILLSTREAM_STORAGE__ENDPOINT, BILLSTREAM_INFRA__*_PORT)")
                 service.start()
                 started.append(service.process)
-                _say(f"started {service.process.name} (pid {service.process.running().pid if service.process.running() else '?'})")
+                running = service.process.running()
+                _say(f"started {service.process.name} (pid {running.pid if running else '?'})")
             self._wait_ready()
             self.provision()
         except BillstreamError:

@@ -18,6 +18,14 @@ class PreprocessConfig:
     deskew: bool = False
 
 
+def read_gray(path: str) -> np.ndarray:
+    """A training/evaluation image from disk as 8-bit grayscale (services use models.intake)."""
+    image = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
+    if image is None:
+        raise ValueError(f"cannot read image {path}")
+    return image
+
+
 def to_gray(image: np.ndarray) -> np.ndarray:
     if image.ndim == 2:
         return image
@@ -70,10 +78,10 @@ def crop_quad(gray: np.ndarray, quad: np.ndarray, margin: float = 0.08) -> np.nd
     """The line under a quadrilateral (4x2, clockwise from top-left), rectified, with a
     margin of ``margin`` x line height on every side."""
     quad = np.asarray(quad, dtype=np.float32).reshape(4, 2)
-    width = max(np.linalg.norm(quad[1] - quad[0]), np.linalg.norm(quad[2] - quad[3]))
-    height = max(np.linalg.norm(quad[3] - quad[0]), np.linalg.norm(quad[2] - quad[1]))
-    width, height = max(int(round(width)), 2), max(int(round(height)), 2)
-    pad = margin * height
+    side = lambda a, b: float(np.linalg.norm(quad[a] - quad[b]))  # noqa: E731
+    width = max(int(round(max(side(1, 0), side(2, 3)))), 2)
+    height = max(int(round(max(side(3, 0), side(2, 1)))), 2)
+    pad = float(margin * height)
     if abs(quad[0, 1] - quad[1, 1]) < 1 and abs(quad[0, 0] - quad[3, 0]) < 1:  # axis-aligned: slice
         x0, y0 = quad.min(0) - pad
         x1, y1 = quad.max(0) + pad

@@ -62,6 +62,6 @@ def load_state(model: nn.Module, path: Path, expected_sha256: str | None) -> nn.
 
 
 def update_manifest(section: str, entry: dict[str, Any], path: Path = MANIFEST) -> None:
-    manifest = read_manifest(path) if path.exists() else {"format": 1}
+    manifest: dict[str, Any] = read_manifest(path) if path.exists() else {"format": 1}
     manifest[section] = entry
     path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")

@@ -59,12 +59,15 @@ def build_app(settings: Settings, *, model_version: str) -> StreamApp:
         web_in_thread=False, table_standby_replicas=0,
         key_serializer="raw", value_serializer="json",  # tables: JSON values, never the pickle codec
     )
-    raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
-    submitted = app.topic(topics.submitted, partitions=partitions, **raw)
-    results = app.topic(topics.results, partitions=partitions, **raw)
-    work = app.topic(topics.work, partitions=topics.work_partitions, **raw)
-    by_image = app.topic(f"{stream.app_id}-submitted-by-image", partitions=partitions, internal=True, **raw)
-    results_by_image = app.topic(f"{stream.app_id}-results-by-image", partitions=partitions, internal=True, **raw)
+    def raw_topic(name: str, count: int, internal: bool = False) -> Any:
+        return app.topic(name, partitions=count, internal=internal, key_type=bytes, value_type=bytes,
+                         key_serializer="raw", value_serializer="raw")
+
+    submitted = raw_topic(topics.submitted, partitions)
+    results = raw_topic(topics.results, partitions)
+    work = raw_topic(topics.work, topics.work_partitions)
+    by_image = raw_topic(f"{stream.app_id}-submitted-by-image", partitions, internal=True)
+    results_by_image = raw_topic(f"{stream.app_id}-results-by-image", partitions, internal=True)
     orders = app.Table("orders", default=None, partitions=partitions, key_type=str)
     images = app.Table("images", default=None, partitions=partitions, key_type=str)
     submitted_codec, result_codec = codec("BillSubmitted"), codec("BillResult")
@@ -163,7 +166,7 @@ def build_app(settings: Settings, *, model_version: str) -> StreamApp:
     @app.page("/ready")
     async def get_ready(web: Any, request: Any) -> Any:
         """200 only once partitions are assigned and the tables recovered (see the module note)."""
-        recovery = app.tables.recovery
+        recovery: Any = getattr(app.tables, "recovery")
         ready = bool(app.consumer.assignment()) and not app.rebalancing \
             and recovery.completed.is_set() and not recovery.in_recovery
         return web.json({"ready": ready}, status=200 if ready else 503)

@@ -10,7 +10,7 @@ import numpy as np
 
 from models.detection.geometry import core_mask
 from models.training.augment import scan_damage
-from models.preprocess import to_gray
+from models.preprocess import read_gray
 from models.training.receipts import Receipt
 
 
@@ -23,7 +23,7 @@ class PageSample:
 def load_pages(receipts: list[Receipt], page_width: int) -> list[PageSample]:
     pages = []
     for receipt in receipts:
-        gray = to_gray(cv2.imread(str(receipt.image_path), cv2.IMREAD_COLOR))
+        gray = read_gray(str(receipt.image_path))
         scale = page_width / gray.shape[1]
         resized = cv2.resize(gray, (page_width, max(16, round(gray.shape[0] * scale))), interpolation=cv2.INTER_AREA)
         quads = [line.quad * scale for line in receipt.lines]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from models.preprocess import crop_quad, resize_to_height, to_gray
+from models.preprocess import crop_quad, read_gray, resize_to_height
 from models.training.augment import scan_damage
 from models.recognition.charset import Charset
 from models.training.receipts import Receipt
@@ -32,7 +32,7 @@ class LineSample:
 def extract_samples(receipts: list[Receipt], charset: Charset) -> list[LineSample]:
     samples = []
     for receipt in receipts:
-        gray = to_gray(cv2.imread(str(receipt.image_path), cv2.IMREAD_COLOR))
+        gray = read_gray(str(receipt.image_path))
         for line in receipt.lines:
             text = charset.normalize(line.text)
             if not text:
@@ -65,7 +65,7 @@ def augment(image: np.ndarray, rng: random.Random) -> np.ndarray:
     if rng.random() < 0.3:
         shear = rng.uniform(-0.15, 0.15)
         h, w = out.shape
-        matrix = np.float32([[1, shear, -shear * h / 2], [0, 1, 0]])
+        matrix = np.array([[1, shear, -shear * h / 2], [0, 1, 0]], dtype=np.float32)
         out = cv2.warpAffine(out, matrix, (w, h), borderValue=255)
     if rng.random() < 0.25:
         kernel = np.ones((2, 2), np.uint8)
@@ -73,8 +73,9 @@ def augment(image: np.ndarray, rng: random.Random) -> np.ndarray:
     out = scan_damage(out, rng, p_contrast=0.4, max_black=90, p_blur=0.25, max_blur=1.0, p_noise=0.25, max_noise=15)
     if rng.random() < 0.2:
         ok, encoded = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, rng.randint(30, 80)])
-        if ok:
-            out = cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE)
+        decoded = cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE) if ok else None
+        if decoded is not None:
+            out = decoded
     return out
 
 

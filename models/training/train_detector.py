@@ -22,7 +22,8 @@ from tqdm import tqdm
 from models.detection.net import DetectorConfig, build_detector
 from models.detection.postprocess import boxes_from_map
 from models.training.detection_data import PageSample, load_pages, page_tensor_shape, random_crop
-from models.training.receipts import load_all, read_val_fold, split_train_val
+from models.preprocess import read_gray
+from models.training.receipts import Receipt, load_all, read_val_fold, split_train_val
 from models.training.checkpoints import EpochCheckpoints, one_cycle, provenance, report_epoch
 from models.weights_io import WEIGHTS_DIR, save_state, update_manifest
 
@@ -147,11 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _width(receipt) -> int:  # type: ignore[no-untyped-def]
-    import cv2
-
-    image = cv2.imread(str(receipt.image_path), cv2.IMREAD_GRAYSCALE)
-    return int(image.shape[1])
+def _width(receipt: Receipt) -> int:
+    return int(read_gray(str(receipt.image_path)).shape[1])
 
 
 if __name__ == "__main__":

@@ -102,3 +102,32 @@ def test_cache_single_flight_and_http_view_survive_a_restart(services: Settings,
         for process in (stream, worker):
             process.terminate()
             process.close()
+
+
+def test_stream_app_kill_9_and_restart_answers_every_order_once(services: Settings, tmp_path: Path) -> None:
+    from tests.support.pipeline import count
+
+    settings = isolated_settings(services)
+    stream = ServiceProcess(settings, "stream", tmp_path, ["stream-app"])
+    worker = WorkerProcess(settings, "w-kill-stream", tmp_path)
+    submitter = BillSubmitter(settings)
+    try:
+        wait_http(settings)
+        images = [render_bill([f"KILL TEST {i}", f"TOTAL {i}.25"]) for i in range(10)]
+        orders = {submitter.submit(image, flush=False).order_number for image in images + images}  # every image twice
+        submitter.flush()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(collect_results(settings, orders, timeout=3, settle=0.1)) < 3:
+            pass
+        stream.process.kill()  # SIGKILL: no clean shutdown, tables only in the changelog
+        stream.process.wait(10)
+        stream.close()
+        stream = ServiceProcess(settings, "stream-restarted", tmp_path, ["stream-app"])
+        found = collect_results(settings, orders, timeout=240, settle=8)
+    finally:
+        for process in (stream, worker):
+            process.terminate()
+            process.close()
+    counts = count(orders, found)
+    print(f"stream-app kill -9: {counts}")
+    assert counts["lost"] == 0 and counts["duplicates"] == 0 and counts["unexpected"] == 0, counts
