@@ -28,7 +28,10 @@ def run_stream(settings: Settings, args: argparse.Namespace) -> int:
     from stream_app.app import build_app
 
     wait_for_broker(settings.kafka)
-    ensure_topics(settings.kafka, settings.topics.all(), replication_factor=settings.topics.replication_factor)
+    from stream_app.app import internal_topics
+
+    ensure_topics(settings.kafka, settings.topics.all() + internal_topics(settings),
+                  replication_factor=settings.topics.replication_factor)
     for name, expected in ((settings.topics.submitted, settings.topics.submitted_partitions),
                            (settings.topics.results, settings.topics.results_partitions)):
         actual = partition_count(settings.kafka, name)

@@ -26,7 +26,7 @@ import faust
 
 from billstream_core.errors import BillstreamError, DecodeError
 from billstream_core.serde import codec
-from billstream_core.settings import Settings
+from billstream_core.settings import Settings, TopicSpec
 from stream_app import records
 
 log = logging.getLogger("billstream.stream")
@@ -34,6 +34,14 @@ log = logging.getLogger("billstream.stream")
 
 class PartitionLayoutError(BillstreamError):
     code = "BAD_SETTINGS"
+
+
+def internal_topics(settings: Settings) -> list[TopicSpec]:
+    """The app's repartition topics. Created before Faust starts: on a broker that is still
+    warming up, Faust may subscribe before its own creation lands and then ignore them."""
+    partitions = settings.topics.submitted_partitions
+    return [TopicSpec(name=f"{settings.stream.app_id}-submitted-by-image", partitions=partitions),
+            TopicSpec(name=f"{settings.stream.app_id}-results-by-image", partitions=partitions)]
 
 
 @dataclass
@@ -167,7 +175,9 @@ def build_app(settings: Settings, *, model_version: str) -> StreamApp:
     async def get_ready(web: Any, request: Any) -> Any:
         """200 only once partitions are assigned and the tables recovered (see the module note)."""
         recovery: Any = getattr(app.tables, "recovery")
-        ready = bool(app.consumer.assignment()) and not app.rebalancing \
+        assigned = {tp.topic for tp in app.consumer.assignment()}
+        ready = {submitted.get_topic_name(), results.get_topic_name(), by_image.get_topic_name(),
+                 results_by_image.get_topic_name()} <= assigned and not app.rebalancing \
             and recovery.completed.is_set() and not recovery.in_recovery
         return web.json({"ready": ready}, status=200 if ready else 503)
 
