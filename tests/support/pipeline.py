@@ -16,7 +16,7 @@ from billstream_core.serde import codec
 from billstream_core.settings import Settings, load_settings
 
 
-def isolated_settings(base: Settings, *, partitions: int = 4) -> Settings:
+def isolated_settings(base: Settings, *, partitions: int = 4, guarantee: str = "at_least_once") -> Settings:
     """Settings on the session's services, with fresh topics and consumer group."""
     tag = uuid.uuid4().hex[:10]
     topics = {"submitted": f"t-{tag}.submitted", "work": f"t-{tag}.work", "results": f"t-{tag}.results",
@@ -26,7 +26,8 @@ def isolated_settings(base: Settings, *, partitions: int = 4) -> Settings:
 
     settings = load_settings(kafka=base.kafka.model_dump(), storage=_storage(base), topics=topics,
                              worker={"group_id": f"workers-{tag}", "max_batch": 4, "max_wait_ms": 100, "threads": 1},
-                             stream={"app_id": f"stream-{tag}", "web_port": free_port()})
+                             stream={"app_id": f"stream-{tag}", "web_port": free_port(),
+                                     "processing_guarantee": guarantee})
     ensure_topics(settings.kafka, settings.topics.all())
     return settings
 
@@ -53,6 +54,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "BILLSTREAM_WORKER__GROUP_ID": w.group_id, "BILLSTREAM_WORKER__MAX_BATCH": str(w.max_batch),
         "BILLSTREAM_WORKER__MAX_WAIT_MS": str(w.max_wait_ms), "BILLSTREAM_WORKER__THREADS": str(w.threads or 1),
         "BILLSTREAM_STREAM__APP_ID": settings.stream.app_id, "BILLSTREAM_STREAM__WEB_PORT": str(settings.stream.web_port),
+        "BILLSTREAM_STREAM__PROCESSING_GUARANTEE": settings.stream.processing_guarantee,
     }
 
 
