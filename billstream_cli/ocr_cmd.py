@@ -9,10 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from billstream_core.errors import BillstreamError
+from billstream_core.media import IMAGE_SUFFIXES
 from billstream_core.settings import Settings
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff"}
-
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     ocr = sub.add_parser("ocr", help="recognise bill images with the local engine (no Kafka, no MinIO)")

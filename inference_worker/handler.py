@@ -7,7 +7,6 @@ every event gets exactly one result — failures included, each with its code.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -41,14 +40,11 @@ class _Prepared:
 
 
 class BillHandler:
-    def __init__(self, engine: Engine, source: ImageSource, limits: LimitSettings, *, fetch_concurrency: int = 8,
-                 on_inference: Callable[[int], None] | None = None) -> None:
+    def __init__(self, engine: Engine, source: ImageSource, limits: LimitSettings, *, fetch_concurrency: int = 8) -> None:
         self.engine = engine
         self.source = source
         self.limits = limits
         self._pool = ThreadPoolExecutor(max_workers=fetch_concurrency, thread_name_prefix="fetch")
-        self._on_inference = on_inference or (lambda n: None)
-        self.pages_recognized = 0
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -82,8 +78,6 @@ class BillHandler:
         if ready:
             try:
                 pages = self.engine.read_pages([p.image.gray for p in ready])  # type: ignore[union-attr]
-                self.pages_recognized += len(ready)
-                self._on_inference(len(ready))
             except BillstreamError as exc:
                 for p in ready:
                     p.error, p.image = (exc.code if exc.code in results.ERROR_CODES else "INTERNAL", str(exc)), None
@@ -92,10 +86,10 @@ class BillHandler:
                     p.error, p.image = ("INTERNAL", f"engine failed: {exc.__class__.__name__}: {exc}"), None
         by_id = {id(p): page for p, page in zip(ready, pages)}
         total_ms = (time.perf_counter() - started) * 1000
+        common = {"model_name": self.engine.name, "model_version": self.engine.version}
         out = []
         for p in prepared:
             event = p.event
-            common = {"model_name": self.engine.name, "model_version": self.engine.version}
             timings = {"fetch_ms": round(p.fetch_ms, 2), "decode_ms": round(p.decode_ms, 2)}
             if p.error is not None or id(p) not in by_id:
                 code, message = p.error or ("INTERNAL", "no engine output")

@@ -10,10 +10,8 @@ Read-committed readers therefore see exactly one result per order, even after a 
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,13 +19,13 @@ from confluent_kafka import OFFSET_BEGINNING, KafkaException, Message, TopicPart
 
 from billstream_core.errors import DecodeError, KafkaError
 from billstream_core.kafka import ReliableProducer, make_consumer
+from billstream_core.order_numbers import is_valid_order_number
 from billstream_core.serde import codec
 from billstream_core.settings import Settings
 from inference_worker import results
 from inference_worker.handler import BillHandler
 
 log = logging.getLogger("billstream.worker")
-_ORDER_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")
 
 
 @dataclass
@@ -40,14 +38,12 @@ class WorkerStats:
 
 
 class InferenceWorker:
-    def __init__(self, settings: Settings, handler: BillHandler, *, instance_id: str,
-                 on_batch: Callable[[list[dict[str, Any]]], None] | None = None) -> None:
+    def __init__(self, settings: Settings, handler: BillHandler, *, instance_id: str) -> None:
         self.settings = settings
         self.handler = handler
         self.instance_id = instance_id
         self.input_topic = settings.worker.input_topic or settings.topics.work
         self.stats = WorkerStats()
-        self._on_batch = on_batch or (lambda batch: None)
         self._stop = threading.Event()
         worker = settings.worker
         self.consumer = make_consumer(settings.kafka, worker.group_id, read_committed=True, extra={
@@ -93,7 +89,7 @@ class InferenceWorker:
             except DecodeError as exc:
                 dead.append((message, str(exc)))
                 key = (message.key() or b"").decode("utf-8", "replace")
-                if _ORDER_KEY.match(key):
+                if is_valid_order_number(key):
                     failures.append(results.failed(key, "UNDECODABLE_EVENT", str(exc),
                                                    model_name=self.handler.engine.name,
                                                    model_version=self.handler.engine.version))
@@ -115,7 +111,6 @@ class InferenceWorker:
             for message, reason in dead:
                 self.producer.produce(self.settings.topics.dead_letter, message.value() or b"", key=message.key(), headers={
                     "reason": reason.encode()[:1000], "source": f"{message.topic()}/{message.partition()}/{message.offset()}".encode()})
-            self._on_batch(outputs)
             raw.send_offsets_to_transaction([TopicPartition(t, p, o) for (t, p), o in next_offsets.items()],
                                             self.consumer.consumer_group_metadata(), 30)
             raw.commit_transaction(60)

@@ -14,11 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from billstream_core.errors import BillstreamError
+from billstream_core.media import IMAGE_SUFFIXES
 from billstream_core.storage import sha256_hex
 from producers.submit import BillSubmitter
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff"}
-
 
 def list_inputs(source: Path) -> list[Path]:
     """A directory (recursively, image suffixes) or a manifest file of one path per line."""

@@ -16,7 +16,7 @@ from billstream_core.media import sniff_content_type
 from billstream_core.serde import codec
 from billstream_core.settings import Settings
 from billstream_core.storage import ObjectStore, StoredObject
-from producers.order_numbers import new_order_number, validate_order_number
+from billstream_core.order_numbers import new_order_number, validate_order_number
 
 
 class EmptyImage(BillstreamError):

@@ -1,6 +1,6 @@
 import pytest
 
-from producers.order_numbers import InvalidOrderNumber, new_order_number, validate_order_number
+from billstream_core.order_numbers import InvalidOrderNumber, new_order_number, validate_order_number
 
 
 def test_generated_numbers_are_unique_and_sort_by_time() -> None:

@@ -1,4 +1,7 @@
-"""Order numbers: generated ones sort by creation time; caller-given ones are validated."""
+"""Order numbers: generated ones sort by creation time; caller-given ones are validated.
+
+The format is a contract between producers and workers (a worker answers an undecodable
+event under its Kafka key only when the key is a valid order number)."""
 from __future__ import annotations
 
 import os
@@ -29,8 +32,12 @@ def new_order_number(now_ms: int | None = None) -> str:
     return _base32(stamp, 10) + _base32(int.from_bytes(os.urandom(10), "big"), 16)
 
 
+def is_valid_order_number(value: str) -> bool:
+    return _VALID.match(value) is not None
+
+
 def validate_order_number(value: str) -> str:
-    if not _VALID.match(value):
+    if not is_valid_order_number(value):
         raise InvalidOrderNumber(
             f"invalid order number {value[:40]!r}: 1-128 chars of letters, digits and . _ : / -, "
             "starting with a letter or digit")
