@@ -10,6 +10,7 @@ from typing import Any
 
 from billstream_core.errors import BillstreamError
 from billstream_core.media import IMAGE_SUFFIXES
+from models.manifest import BACKENDS
 from billstream_core.settings import Settings
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -18,14 +19,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     ocr.add_argument("--json", action="store_true", help="one JSON object per image on stdout")
     ocr.add_argument("--jsonl", type=Path, metavar="OUT", help="write one JSON object per image to OUT")
     ocr.add_argument("--threads", type=int, default=None, help="CPU threads")
-    ocr.add_argument("--backend", choices=["torch", "onnx", "onnx-int8"], default="onnx-int8")
+    ocr.add_argument("--backend", choices=BACKENDS, default="onnx-int8")
     ocr.set_defaults(run=run_ocr)
 
     ev = sub.add_parser("eval", help="word P/R/F1, page CER, line accuracy and seconds on receipts with GT")
     ev.add_argument("--split", type=Path, required=True, help="directory of NAME.jpg + NAME.txt receipts")
     ev.add_argument("--fold", choices=["val", "all"], default="all", help="val: only the committed validation fold")
     ev.add_argument("--threads", type=int, default=2)
-    ev.add_argument("--backend", choices=["torch", "onnx", "onnx-int8"], default="onnx-int8")
+    ev.add_argument("--backend", choices=BACKENDS, default="onnx-int8")
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(run=run_eval)
 

@@ -14,17 +14,17 @@ from pathlib import Path
 
 import torch
 
-from models.detection.net import DetectorConfig, build_detector
-from models.recognition.crnn import CRNNConfig, build_crnn
 from models.manifest import WEIGHTS_DIR, model_version, read_manifest
-from models.weights_io import load_state
+from models.networks import Networks, load_networks
 
 DEFAULT_CACHE = Path.home() / ".cache" / "billstream" / "onnx"
 
 
-def export_onnx(weights_dir: Path = WEIGHTS_DIR, out_root: Path = DEFAULT_CACHE) -> dict[str, Path]:
-    """Paths of detector.onnx, crnn.onnx and crnn.int8.onnx for the shipped weights."""
-    manifest = read_manifest(weights_dir / "manifest.json")
+def export_onnx(weights_dir: Path = WEIGHTS_DIR, out_root: Path = DEFAULT_CACHE, *,
+                networks: Networks | None = None) -> dict[str, Path]:
+    """Paths of detector.onnx, crnn.onnx and crnn.int8.onnx for the shipped weights
+    (``networks``: already loaded from ``weights_dir``, to skip loading them again)."""
+    manifest = networks.manifest if networks is not None else read_manifest(weights_dir / "manifest.json")
     out = out_root / model_version(manifest)
     paths = {"detector": out / "detector.onnx", "recognizer": out / "crnn.onnx", "recognizer_int8": out / "crnn.int8.onnx"}
     if all(path.exists() for path in paths.values()):
@@ -32,9 +32,8 @@ def export_onnx(weights_dir: Path = WEIGHTS_DIR, out_root: Path = DEFAULT_CACHE)
     out.mkdir(parents=True, exist_ok=True)
     # written under temporary names and renamed: two workers starting together never read half a file
     tmp = {name: path.with_name(f".{path.name}.{os.getpid()}.tmp") for name, path in paths.items()}
-    det, rec = manifest["detector"], manifest["recognizer"]
-    detector = load_state(build_detector(DetectorConfig.from_dict(det["config"])), weights_dir / det["file"], det["sha256"]).eval()
-    recognizer = load_state(build_crnn(CRNNConfig.from_dict(rec["config"])), weights_dir / rec["file"], rec["sha256"]).eval()
+    networks = networks or load_networks(weights_dir)
+    detector, recognizer = networks.detector, networks.recognizer
     with torch.inference_mode(), warnings.catch_warnings():
         # the tracer's notes on shape checks and LSTM batch sizes: the parity test covers both
         warnings.simplefilter("ignore")

@@ -10,6 +10,7 @@ from billstream_core.errors import BillstreamError
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 MANIFEST = WEIGHTS_DIR / "manifest.json"
 MODEL_NAME = "billstream-ocr"
+BACKENDS = ("torch", "onnx", "onnx-int8")  # the engine's ways to run the shipped weights
 
 
 class WeightsError(BillstreamError):

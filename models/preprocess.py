@@ -104,6 +104,14 @@ def resize_to_height(crop: np.ndarray, height: int = 32, max_width: int = 1024, 
     return cv2.resize(crop, (new_w, height), interpolation=interpolation)
 
 
+def pad_to_multiple(gray: np.ndarray, multiple: int, pad_value: int = 255) -> np.ndarray:
+    """Pad bottom and right with paper so both sides are multiples of ``multiple``."""
+    h, w = gray.shape[:2]
+    padded = np.full((-(-h // multiple) * multiple, -(-w // multiple) * multiple), pad_value, np.uint8)
+    padded[:h, :w] = gray
+    return padded
+
+
 def batch_by_width(lines: list[np.ndarray], *, bucket: int = 32, max_batch: int = 64,
                    pad_value: int = 255) -> list[tuple[list[int], np.ndarray]]:
     """Group same-height line images of similar widths; pad each group to a common width.

@@ -47,8 +47,9 @@ class LineDetector(nn.Module):
         self.head = nn.Sequential(nn.Conv2d(c[0], c[0], 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(c[0], 1, 1))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        if images.shape[-1] % 16 or images.shape[-2] % 16:
-            raise ValueError(f"detector input sides must be multiples of 16, got {tuple(images.shape[-2:])}")
+        if images.shape[-1] % self.stride_multiple or images.shape[-2] % self.stride_multiple:
+            raise ValueError(f"detector input sides must be multiples of {self.stride_multiple}, "
+                             f"got {tuple(images.shape[-2:])}")
         skips = []
         x = images
         for block in self.down:

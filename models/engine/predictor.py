@@ -15,16 +15,16 @@ import numpy as np
 import torch
 
 from billstream_core.settings import LimitSettings
-from models.detection.net import DetectorConfig, build_detector
+from models.detection.net import DetectorConfig, LineDetector
 from models.engine.runners import OnnxRunner, Runner, TorchRunner
 from models.detection.postprocess import DetectedLine, boxes_from_map
 from models.intake import decode_image
-from models.preprocess import PreprocessConfig, batch_by_width, crop_quad, prepare_page, resize_to_height
+from models.networks import load_networks
+from models.preprocess import (PreprocessConfig, batch_by_width, crop_quad, pad_to_multiple, prepare_page,
+                               resize_to_height)
 from models.recognition.charset import Charset
-from models.recognition.crnn import CRNNConfig, build_crnn
 from models.recognition.ctc import greedy_decode
-from models.manifest import MODEL_NAME, WEIGHTS_DIR, WeightsError, model_version, read_manifest
-from models.weights_io import load_state
+from models.manifest import BACKENDS, MODEL_NAME, WEIGHTS_DIR, WeightsError, model_version
 
 
 @dataclass(frozen=True)
@@ -46,9 +46,6 @@ class PageResult:
     @property
     def text(self) -> str:
         return " ".join(line.text for line in self.lines if line.text)
-
-
-BACKENDS = ("torch", "onnx", "onnx-int8")
 
 
 @dataclass(frozen=True)
@@ -85,34 +82,23 @@ class OcrEngine:
             raise WeightsError(f"unknown backend {options.backend!r}; one of {', '.join(BACKENDS)}")
         if options.threads:
             torch.set_num_threads(options.threads)
-        manifest = read_manifest(weights_dir / "manifest.json")
-        try:
-            det_entry, rec_entry = manifest["detector"], manifest["recognizer"]
-        except KeyError as exc:
-            raise WeightsError(f"model manifest lacks the {exc.args[0]} entry") from exc
-        detector_config = DetectorConfig.from_dict(det_entry["config"])
-        charset = Charset.from_manifest(rec_entry["charset"])
-        rec_config = CRNNConfig.from_dict(rec_entry["config"])
-        if rec_config.num_classes != len(charset):
-            raise WeightsError(f"recognizer has {rec_config.num_classes} classes, charset implies {len(charset)}")
-        detector_module = load_state(build_detector(detector_config), weights_dir / det_entry["file"], det_entry["sha256"])
-        recognizer_module = load_state(build_crnn(rec_config), weights_dir / rec_entry["file"], rec_entry["sha256"])
+        networks = load_networks(weights_dir)
         detector: Runner
         recognizer: Runner
         if options.backend == "torch":
-            detector = TorchRunner(detector_module, options.device, options.half)
-            recognizer = TorchRunner(recognizer_module, options.device, options.half)
+            detector = TorchRunner(networks.detector, options.device, options.half)
+            recognizer = TorchRunner(networks.recognizer, options.device, options.half)
         else:
             from models.export import export_onnx
 
-            paths = export_onnx(weights_dir)
+            paths = export_onnx(weights_dir, networks=networks)
             detector = OnnxRunner(paths["detector"], options.threads)
             recognizer = OnnxRunner(paths["recognizer_int8" if options.backend == "onnx-int8" else "recognizer"],
                                     options.threads)
-        version = model_version(manifest)
-        return cls(detector, detector_config, recognizer, charset, version=version,
-                   crop_margin=rec_entry["input"].get("crop_margin", 0.08),
-                   max_line_width=rec_entry["input"].get("max_width", 1024), options=options)
+        return cls(detector, networks.detector_config, recognizer, networks.charset,
+                   version=model_version(networks.manifest),
+                   crop_margin=networks.recognizer_input.get("crop_margin", 0.08),
+                   max_line_width=networks.recognizer_input.get("max_width", 1024), options=options)
 
     # -- stages ---------------------------------------------------------------------------
 
@@ -123,9 +109,7 @@ class OcrEngine:
         scale = page.shape[1] / width
         height = max(16, round(page.shape[0] / scale))
         resized = cv2.resize(page, (width, height), interpolation=cv2.INTER_AREA if scale > 1 else cv2.INTER_LINEAR)
-        ph, pw = -(-height // 16) * 16, -(-width // 16) * 16
-        padded = np.full((ph, pw), 255, np.uint8)
-        padded[:height, :width] = resized
+        padded = pad_to_multiple(resized, LineDetector.stride_multiple)
         logits = self.detector((padded.astype(np.float32) / 255.0)[None, None])[0, 0, :height, :width]
         prob = 1.0 / (1.0 + np.exp(-logits))
         return boxes_from_map(prob, scale=scale, threshold=self.options.detect_threshold,

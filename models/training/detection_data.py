@@ -45,6 +45,3 @@ def random_crop(page: PageSample, size: int, rng: random.Random) -> tuple[np.nda
     crop = scan_damage(crop, rng, p_contrast=0.4, max_black=80, p_blur=0.3, max_blur=1.2, p_noise=0.3, max_noise=12)
     return crop, target
 
-
-def page_tensor_shape(height: int, width: int, multiple: int = 16) -> tuple[int, int]:
-    return -(-height // multiple) * multiple, -(-width // multiple) * multiple

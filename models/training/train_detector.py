@@ -19,10 +19,10 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from models.detection.net import DetectorConfig, build_detector
+from models.detection.net import DetectorConfig, LineDetector, build_detector
 from models.detection.postprocess import boxes_from_map
-from models.training.detection_data import PageSample, load_pages, page_tensor_shape, random_crop
-from models.preprocess import read_gray
+from models.training.detection_data import PageSample, load_pages, random_crop
+from models.preprocess import pad_to_multiple, read_gray
 from models.training.receipts import Receipt, load_all, read_val_fold, split_train_val
 from models.training.checkpoints import EpochCheckpoints, one_cycle, provenance, report_epoch
 from models.weights_io import WEIGHTS_DIR, save_state, update_manifest
@@ -58,9 +58,7 @@ def detection_f1(predicted: list[np.ndarray], truth: list[np.ndarray], threshold
 
 def predict_map(model: nn.Module, page: np.ndarray, device: str) -> np.ndarray:
     h, w = page.shape
-    ph, pw = page_tensor_shape(h, w)
-    padded = np.full((ph, pw), 255, np.uint8)
-    padded[:h, :w] = page
+    padded = pad_to_multiple(page, LineDetector.stride_multiple)
     with torch.inference_mode():
         logits = model(torch.from_numpy(padded).float().div_(255)[None, None].to(device))
     return torch.sigmoid(logits)[0, 0, :h, :w].cpu().numpy()

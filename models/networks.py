@@ -1,0 +1,45 @@
+"""The two networks as the manifest describes them, built and loaded with checked weights.
+
+One place for what the engine (any backend) and the ONNX export both need.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from models.detection.net import DetectorConfig, build_detector
+from models.manifest import WEIGHTS_DIR, WeightsError, read_manifest
+from models.recognition.charset import Charset
+from models.recognition.crnn import CRNNConfig, build_crnn
+from models.weights_io import load_state
+
+
+@dataclass(frozen=True)
+class Networks:
+    manifest: dict[str, Any]
+    detector_config: DetectorConfig
+    detector: nn.Module
+    charset: Charset
+    recognizer: nn.Module
+    recognizer_input: dict[str, Any]
+
+
+def load_networks(weights_dir: Path = WEIGHTS_DIR) -> Networks:
+    """Both models in eval mode; a missing entry, a charset that does not fit the classifier
+    or a weights file that does not match its sha256 is a :class:`WeightsError`."""
+    manifest = read_manifest(weights_dir / "manifest.json")
+    try:
+        det_entry, rec_entry = manifest["detector"], manifest["recognizer"]
+    except KeyError as exc:
+        raise WeightsError(f"model manifest lacks the {exc.args[0]} entry") from exc
+    detector_config = DetectorConfig.from_dict(det_entry["config"])
+    charset = Charset.from_manifest(rec_entry["charset"])
+    rec_config = CRNNConfig.from_dict(rec_entry["config"])
+    if rec_config.num_classes != len(charset):
+        raise WeightsError(f"recognizer has {rec_config.num_classes} classes, charset implies {len(charset)}")
+    detector = load_state(build_detector(detector_config), weights_dir / det_entry["file"], det_entry["sha256"])
+    recognizer = load_state(build_crnn(rec_config), weights_dir / rec_entry["file"], rec_entry["sha256"])
+    return Networks(manifest, detector_config, detector.eval(), charset, recognizer.eval(), rec_entry["input"])
