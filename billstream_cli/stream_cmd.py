@@ -25,11 +25,9 @@ def run_stream(settings: Settings, args: argparse.Namespace) -> int:
     import faust
 
     from models.manifest import model_version, read_manifest
-    from stream_app.app import build_app
+    from stream_app.app import build_app, internal_topics
 
     wait_for_broker(settings.kafka)
-    from stream_app.app import internal_topics
-
     ensure_topics(settings.kafka, settings.topics.all() + internal_topics(settings),
                   replication_factor=settings.topics.replication_factor)
     for name, expected in ((settings.topics.submitted, settings.topics.submitted_partitions),
@@ -38,8 +36,8 @@ def run_stream(settings: Settings, args: argparse.Namespace) -> int:
         if actual != expected:
             raise BillstreamError(f"topic {name} has {actual} partitions but the settings say {expected}; "
                                   "the stream app's tables are co-partitioned with it: make them agree")
-    built = build_app(settings, model_version=model_version(read_manifest()))
-    worker = faust.Worker(built.app, loglevel=args.loglevel, quiet=True)
+    app = build_app(settings, model_version=model_version(read_manifest()))
+    worker = faust.Worker(app, loglevel=args.loglevel, quiet=True)
     worker.execute_from_commandline()  # returns on SIGTERM/SIGINT after a clean stop
     return 0
 

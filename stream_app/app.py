@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import faust
@@ -44,15 +43,7 @@ def internal_topics(settings: Settings) -> list[TopicSpec]:
             TopicSpec(name=f"{settings.stream.app_id}-results-by-image", partitions=partitions)]
 
 
-@dataclass
-class StreamApp:
-    app: faust.App
-    orders: Any
-    images: Any
-    stats: dict[str, int]
-
-
-def build_app(settings: Settings, *, model_version: str) -> StreamApp:
+def build_app(settings: Settings, *, model_version: str) -> faust.App:
     topics, stream = settings.topics, settings.stream
     partitions = topics.submitted_partitions
     if topics.results_partitions != partitions:
@@ -74,8 +65,9 @@ def build_app(settings: Settings, *, model_version: str) -> StreamApp:
     submitted = raw_topic(topics.submitted, partitions)
     results = raw_topic(topics.results, partitions)
     work = raw_topic(topics.work, topics.work_partitions)
-    by_image = raw_topic(f"{stream.app_id}-submitted-by-image", partitions, internal=True)
-    results_by_image = raw_topic(f"{stream.app_id}-results-by-image", partitions, internal=True)
+    by_image_spec, results_by_image_spec = internal_topics(settings)
+    by_image = raw_topic(by_image_spec.name, partitions, internal=True)
+    results_by_image = raw_topic(results_by_image_spec.name, partitions, internal=True)
     orders = app.Table("orders", default=None, partitions=partitions, key_type=str)
     images = app.Table("images", default=None, partitions=partitions, key_type=str)
     submitted_codec, result_codec = codec("BillSubmitted"), codec("BillResult")
@@ -92,8 +84,7 @@ def build_app(settings: Settings, *, model_version: str) -> StreamApp:
 
     @app.agent(submitted)
     async def route(stream: Any) -> None:
-        async for event_in in stream.events():
-            key, value = event_in.key, event_in.value
+        async for key, value in stream.items():
             try:
                 event = submitted_codec.decode(value)
             except DecodeError:
@@ -185,4 +176,4 @@ def build_app(settings: Settings, *, model_version: str) -> StreamApp:
     async def get_stats(web: Any, request: Any) -> Any:
         return web.json(stats | {"model_version": model_version, "time": time.time()})
 
-    return StreamApp(app, orders, images, stats)
+    return app
