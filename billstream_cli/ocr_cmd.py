@@ -33,7 +33,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def _images(path: Path) -> list[Path]:
     if path.is_dir():
-        return sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        images = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        if not images:
+            raise BillstreamError(f"no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in {path}")
+        return images
     if path.exists():
         return [path]
     raise BillstreamError(f"{path} does not exist")
@@ -57,6 +60,10 @@ def run_ocr(settings: Settings, args: argparse.Namespace) -> int:
             except ImageRejected as exc:
                 failed += 1
                 record |= {"error_code": exc.code, "error": str(exc), "lines": []}
+            except OSError as exc:
+                failed += 1
+                record |= {"error_code": "UNREADABLE_FILE", "error": f"cannot read {image}: {exc.strerror or exc}",
+                           "lines": []}
             record["seconds"] = round(time.perf_counter() - started, 4)
             if out:
                 out.write(json.dumps(record) + "\n")

@@ -28,3 +28,12 @@ def test_ocr_writes_one_json_object_per_image(tmp_path: Path) -> None:
         assert 0 <= line["confidence"] <= 1
     assert all(r["seconds"] > 0 for r in records)
     assert records[2]["error_code"] == "UNSUPPORTED_FORMAT" and records[2]["lines"] == []
+
+
+def test_ocr_on_a_directory_without_images_is_one_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "looks-like.png").mkdir()  # a directory named like an image is not an image
+    (tmp_path / "notes.txt").write_text("hello")
+    done = subprocess.run([sys.executable, "-m", "billstream_cli.main", "ocr", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert "no image files" in done.stderr and "Traceback" not in done.stderr
