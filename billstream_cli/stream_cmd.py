@@ -3,6 +3,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
+import socket
+import threading
 import urllib.error
 import urllib.request
 
@@ -12,7 +16,9 @@ from billstream_core.settings import Settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    stream = sub.add_parser("stream-app", help="run the Faust stream app (routing, cache, tables, HTTP view)")
+    stream = sub.add_parser("stream-app", help="run the stream app (routing, cache, orders table, HTTP view)")
+    stream.add_argument("--instance-id", default=None,
+                        help="stable id of this instance (its router's transactional id); default: the host name")
     stream.add_argument("--loglevel", default="warn", choices=["crit", "error", "warn", "info", "debug"])
     stream.set_defaults(run=run_stream)
     get = sub.add_parser("get", help="one order's result from the stream app (exit 0 done, 3 pending, 4 unknown)")
@@ -26,6 +32,7 @@ def run_stream(settings: Settings, args: argparse.Namespace) -> int:
 
     from models.manifest import model_version, read_manifest
     from stream_app.app import build_app, internal_topics
+    from stream_app.router import ImageRouter
 
     wait_for_broker(settings.kafka)
     ensure_topics(settings.kafka, settings.topics.all() + internal_topics(settings),
@@ -36,9 +43,25 @@ def run_stream(settings: Settings, args: argparse.Namespace) -> int:
         if actual != expected:
             raise BillstreamError(f"topic {name} has {actual} partitions but the settings say {expected}; "
                                   "the stream app's tables are co-partitioned with it: make them agree")
-    app = build_app(settings, model_version=model_version(read_manifest()))
+    version = model_version(read_manifest())
+    router = ImageRouter(settings, model_version=version, instance_id=args.instance_id or socket.gethostname())
+    failure: list[BaseException] = []
+
+    def on_fatal(exc: BaseException) -> None:  # stop the whole process: a supervisor restarts it
+        failure.append(exc)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    routing = threading.Thread(target=router.run, kwargs={"on_fatal": on_fatal}, name="router", daemon=True)
+    routing.start()
+    app = build_app(settings, model_version=version, router=router)
     worker = faust.Worker(app, loglevel=args.loglevel, quiet=True)
-    worker.execute_from_commandline()  # returns on SIGTERM/SIGINT after a clean stop
+    try:
+        worker.execute_from_commandline()  # returns on SIGTERM/SIGINT after a clean stop
+    finally:
+        router.stop()
+        routing.join(30)
+    if failure:
+        raise BillstreamError(f"the router stopped: {failure[0]}")
     return 0
 
 

@@ -67,12 +67,16 @@ class ReliableProducer:
         else:
             self.delivered += 1
 
-    def produce(self, topic: str, value: bytes, key: str | bytes | None = None,
-                headers: dict[str, str | bytes | None] | None = None) -> None:
+    def produce(self, topic: str, value: bytes | None, key: str | bytes | None = None,
+                headers: dict[str, str | bytes | None] | None = None, partition: int | None = None) -> None:
+        """``value=None`` is a tombstone; ``partition`` overrides the partitioner (co-partitioned state)."""
         while True:
             try:
-                self._producer.produce(topic, value=value, key=key, headers=headers,
-                                       on_delivery=self._on_delivery)
+                if partition is None:
+                    self._producer.produce(topic, value=value, key=key, headers=headers, on_delivery=self._on_delivery)
+                else:
+                    self._producer.produce(topic, value=value, key=key, headers=headers, partition=partition,
+                                           on_delivery=self._on_delivery)
                 break
             except BufferError:
                 self._producer.poll(0.1)  # local queue full: let deliveries drain

@@ -131,3 +131,31 @@ def test_stream_app_kill_9_and_restart_answers_every_order_once(services: Settin
     counts = count(orders, found)
     print(f"stream-app kill -9: {counts}")
     assert counts["lost"] == 0 and counts["duplicates"] == 0 and counts["unexpected"] == 0, counts
+
+
+def test_submissions_before_and_during_the_stream_app_start_all_get_one_result(services: Settings,
+                                                                               tmp_path: Path) -> None:
+    """The case Faust alone lost an order in: events that arrive while its tables recover."""
+    from tests.support.pipeline import count
+
+    settings = isolated_settings(services)
+    submitter = BillSubmitter(settings)
+    images = [render_bill([f"EARLY {i}", f"TOTAL {i}.40"]) for i in range(6)]
+    early = {submitter.submit(image, flush=False).order_number for image in images + images[:2]}
+    submitter.flush()
+    worker = WorkerProcess(settings, "w-early", tmp_path)
+    stream = ServiceProcess(settings, "stream", tmp_path, ["stream-app"])
+    try:
+        during = {submitter.submit(image, flush=False).order_number for image in images[2:4]}  # not waiting for /ready
+        submitter.flush()
+        orders = early | during
+        found = collect_results(settings, orders, timeout=240, settle=5)
+    finally:
+        for process in (stream, worker):
+            process.terminate()
+            process.close()
+    counts = count(orders, found)
+    print(f"submitted before/while starting: {counts}")
+    assert counts["lost"] == 0 and counts["duplicates"] == 0 and counts["unexpected"] == 0, counts
+    inferred = sum(not found[o][0]["cached"] for o in orders)
+    assert inferred == len(images), f"{inferred} inferences for {len(images)} distinct images"
