@@ -1,9 +1,12 @@
-"""Train the CRNN on real receipt line crops (vendor-disjoint from the validation fold).
+"""Train the CRNN on real receipt line crops (vendor-disjoint from the validation fold)
+plus synthetic lines rendered with Debian fonts (fresh ones every epoch).
 
 Resumable: every epoch writes a checkpoint; the same command picks it up. The best epoch
-by validation line accuracy is exported to models/weights/ with its manifest entry.
+by validation line accuracy is exported to models/weights/ with its manifest entry; with
+``--init`` the starting weights' own score is the bar an epoch must beat to be exported.
 
     python -m models.training.train_recognizer --epochs 40 [--device cuda] [--max-minutes 60]
+    python -m models.training.train_recognizer --init models/weights/crnn.npz --lr 1e-3 --run-dir runs/rec-ft
 """
 from __future__ import annotations
 
@@ -24,8 +27,9 @@ from models.recognition.ctc import greedy_decode
 from models.training.metrics import LineAccuracy
 from models.training.receipts import load_all, read_val_fold, split_train_val
 from models.training.recognition_data import LineSample, batches, extract_samples
+from models.training.synthetic_lines import find_fonts, synthetic_samples
 from models.training.checkpoints import EpochCheckpoints, one_cycle, provenance, report_epoch
-from models.weights_io import WEIGHTS_DIR, save_state, update_manifest
+from models.weights_io import WEIGHTS_DIR, load_state, save_state, update_manifest
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -54,6 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-dir", type=Path, default=REPO / "runs" / "recognizer")
     parser.add_argument("--max-minutes", type=float, default=None, help="stop (after checkpointing) past this")
     parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--synthetic", type=int, default=8000, help="synthetic lines per epoch (0: real crops only)")
+    parser.add_argument("--weights-dir", type=Path, default=WEIGHTS_DIR,
+                        help="where the best epoch is exported (default: the shipped weights)")
+    parser.add_argument("--init", type=Path, default=None, help="start from these .npz weights (fine-tuning)")
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -68,17 +76,30 @@ def main(argv: list[str] | None = None) -> int:
     val = extract_samples(val_receipts, charset)
     print(f"lines: {len(train)} train, {len(val)} validation", flush=True)
 
+    transcripts = [s.text for s in train]
+    fonts = find_fonts() if args.synthetic else []
+    if args.synthetic:
+        print(f"synthetic: {args.synthetic} lines per epoch in {len(fonts)} fonts", flush=True)
+
     config = CRNNConfig(num_classes=len(charset))
-    model = build_crnn(config).to(args.device)
-    steps_per_epoch = -(-len(train) // args.batch_size)
+    model = build_crnn(config)
+    if args.init is not None:
+        load_state(model, args.init, expected_sha256=None)
+    model = model.to(args.device)
+    steps_per_epoch = -(-(len(train) + args.synthetic) // args.batch_size)
     optimizer, scheduler = one_cycle(model, args.lr, args.epochs * steps_per_epoch)
     ctc = nn.CTCLoss(blank=charset.blank, zero_infinity=True)
     checkpoints = EpochCheckpoints(args.run_dir, model, optimizer, scheduler, args.device)
     start_epoch, best = checkpoints.resume("line exact")
+    if start_epoch == 0 and args.init is not None:
+        best = evaluate(model, val, charset, args.device)["line_exact_ci"]
+        print(f"starting weights: line exact {best:.4f} on the validation fold", flush=True)
 
     for epoch in range(start_epoch, args.epochs):
         rng = random.Random(args.seed * 1000 + epoch)
-        progress = tqdm(batches(train, charset, batch_size=args.batch_size, height=32, max_width=1024, rng=rng),
+        epoch_samples = train + (synthetic_samples(args.synthetic, transcripts, charset, seed=args.seed * 1000 + epoch,
+                                                   fonts=fonts) if args.synthetic else [])
+        progress = tqdm(batches(epoch_samples, charset, batch_size=args.batch_size, height=32, max_width=1024, rng=rng),
                         total=steps_per_epoch, desc=f"epoch {epoch + 1}/{args.epochs}", mininterval=10)
         running = 0.0
         for step, (array, targets, _, widths) in enumerate(progress, 1):
@@ -99,14 +120,16 @@ def main(argv: list[str] | None = None) -> int:
         elapsed = report_epoch(epoch, running, started, metrics)
         if metrics["line_exact_ci"] > best:
             best = metrics["line_exact_ci"]
-            sha = save_state(model, WEIGHTS_DIR / "crnn.npz", half=True)
+            sha = save_state(model, args.weights_dir / "crnn.npz", half=True)
             update_manifest("recognizer", {
                 "file": "crnn.npz", "sha256": sha, "architecture": "crnn", "config": config.to_dict(),
                 "charset": charset.to_manifest(), "input": {"height": 32, "channels": 1, "max_width": 1024,
                                                             "crop_margin": 0.08, "scale": "pixel / 255"},
             } | provenance(f"{len(train)} real GT line crops from {len(train_receipts)} receipts (receipts-dev minus "
-                           "the validation fold, receipts-extra minus its vendors)",
-                           epoch, args.seed, args.device, elapsed, metrics))
+                           "the validation fold, receipts-extra minus its vendors)"
+                           + (f" + {args.synthetic} synthetic lines per epoch in {len(fonts)} Debian fonts"
+                              if args.synthetic else "") + (f"; started from {args.init}" if args.init else ""),
+                           epoch, args.seed, args.device, elapsed, metrics), path=args.weights_dir / "manifest.json")
         checkpoints.save(epoch, best)
         if args.max_minutes is not None and elapsed > args.max_minutes:
             print(f"stopping after {elapsed:.1f} minutes (--max-minutes); rerun to resume", flush=True)
