@@ -31,7 +31,7 @@ class ImageSource(Protocol):
 
 
 @dataclass
-class _Prepared:
+class PreparedBill:
     event: dict[str, Any]
     image: DecodedImage | None = None
     error: tuple[str, str] | None = None
@@ -49,8 +49,8 @@ class BillHandler:
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    def _prepare(self, event: dict[str, Any]) -> _Prepared:
-        prepared = _Prepared(event)
+    def _prepare(self, event: dict[str, Any]) -> PreparedBill:
+        prepared = PreparedBill(event)
         t0 = time.perf_counter()
         try:
             data = self.source.get(event["image"]["key"], max_bytes=self.limits.max_image_bytes)
@@ -69,10 +69,14 @@ class BillHandler:
         prepared.decode_ms = (time.perf_counter() - t1) * 1000
         return prepared
 
-    def handle(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """One result per event, in the events' order."""
+    def prepare(self, events: list[dict[str, Any]]) -> list[PreparedBill]:
+        """Fetch and decode (I/O and a little CPU): the part the worker overlaps with the engine."""
+        return list(self._pool.map(self._prepare, events))
+
+    def recognize(self, prepared: list[PreparedBill]) -> list[dict[str, Any]]:
+        """Run the engine over the decodable pages; one result per prepared event, in order."""
         started = time.perf_counter()
-        prepared = list(self._pool.map(self._prepare, events))
+        events = [p.event for p in prepared]
         ready = [p for p in prepared if p.image is not None]
         pages: list[Any] = []
         if ready:

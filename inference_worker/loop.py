@@ -6,13 +6,20 @@ transaction, then it commits. On an abortable error the transaction is aborted a
 consumer rewound to the last committed offsets, so the batch is redone; a fenced or fatal
 producer ends the process (a restarted instance with the same id takes over cleanly).
 Read-committed readers therefore see exactly one result per order, even after a kill -9.
+
+Pipelined: the engine runs batch N on its own thread while this thread takes batch N+1
+(whatever has arrived; it never waits to fill a batch, so a lone bill is not held back)
+and fetches its images; batch N's transaction commits before N+1 goes to the engine.
+While it waits on the engine the consumer stays polled with its partitions paused, so a
+slow batch never exceeds ``max.poll.interval.ms`` and rebalances are served.
 """
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, KafkaException, Message, TopicPartition
@@ -23,7 +30,7 @@ from billstream_core.order_numbers import is_valid_order_number
 from billstream_core.serde import codec
 from billstream_core.settings import Settings
 from inference_worker import results
-from inference_worker.handler import BillHandler
+from inference_worker.handler import BillHandler, PreparedBill
 
 log = logging.getLogger("billstream.worker")
 
@@ -35,6 +42,15 @@ class WorkerStats:
     failed: int = 0
     dead_letters: int = 0
     aborts: int = 0
+
+
+@dataclass
+class _Batch:
+    messages: list[Message]
+    outputs: list[dict[str, Any]] = field(default_factory=list)  # results known before the engine (undecodable)
+    dead: list[tuple[Message, str]] = field(default_factory=list)
+    prepared: list[PreparedBill] = field(default_factory=list)  # fetched and decoded, for the engine
+    engine: Future[list[dict[str, Any]]] | None = None
 
 
 class InferenceWorker:
@@ -49,7 +65,7 @@ class InferenceWorker:
         self.consumer = make_consumer(settings.kafka, worker.group_id, read_committed=True, extra={
             "group.instance.id": instance_id,
             "max.poll.interval.ms": worker.max_poll_interval_ms,
-            "session.timeout.ms": 15_000,
+            "session.timeout.ms": min(15_000, worker.max_poll_interval_ms),
             "enable.partition.eof": False,
         })
         self.producer = ReliableProducer(settings.kafka, transactional_id=f"billstream-worker-{instance_id}", extra={
@@ -68,16 +84,33 @@ class InferenceWorker:
             raise KafkaError(f"cannot initialise transactions: {exc}") from exc
         self.consumer.subscribe([self.input_topic])
         log.info("worker %s consuming %s", self.instance_id, self.input_topic)
+        engine_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine")
+        in_flight: _Batch | None = None
         try:
-            while not self._stop.is_set():
-                messages = self.consumer.consume(self.settings.worker.max_batch, self.settings.worker.max_wait_ms / 1000)
-                messages = [m for m in messages if m.error() is None]
-                if messages:
-                    self.process(messages)
+            while not self._stop.is_set() or in_flight is not None:
+                messages = [] if self._stop.is_set() else self._take(idle=in_flight is None)
+                batch = self._start(messages) if messages else None  # fetches while the engine runs
+                if in_flight is not None and not self._finish(in_flight) and batch is not None:
+                    self._rewind_to_start(batch, rewound=in_flight)  # this one comes again after the earlier one
+                    batch = None
+                if batch is not None and batch.prepared:
+                    batch.engine = engine_thread.submit(self.handler.recognize, batch.prepared)
+                in_flight = batch
         finally:
+            engine_thread.shutdown(wait=True)
             self.consumer.close()
             self.handler.close()
         return self.stats
+
+    def _take(self, *, idle: bool) -> list[Message]:
+        """What has arrived, up to max_batch; waits (up to max_wait_ms) only when idle and empty."""
+        worker = self.settings.worker
+        messages = self.consumer.consume(worker.max_batch, 0)
+        if not messages and idle:
+            messages = self.consumer.consume(1, worker.max_wait_ms / 1000)
+            if messages:
+                messages += self.consumer.consume(worker.max_batch - 1, 0)
+        return [m for m in messages if m.error() is None]
 
     # -- one micro-batch ------------------------------------------------------------------
 
@@ -95,12 +128,18 @@ class InferenceWorker:
                                                    model_version=self.handler.engine.version))
         return events, failures, dead
 
-    def process(self, messages: list[Message]) -> None:
-        events, outputs, dead = self._decode(messages)
-        if events:
-            outputs += self.handler.handle(events)
+    def _start(self, messages: list[Message]) -> _Batch:
+        """Decode the events and fetch and decode their images."""
+        events, failures, dead = self._decode(messages)
+        return _Batch(messages, failures, dead, self.handler.prepare(events) if events else [])
+
+    def _finish(self, batch: _Batch) -> bool:
+        """Wait for the engine (polling, paused), then commit; False when the batch was aborted and rewound."""
+        outputs = list(batch.outputs)
+        if batch.engine is not None:
+            outputs += self._wait(batch.engine)
         next_offsets: dict[tuple[str, int], int] = {}
-        for message in messages:
+        for message in batch.messages:
             key = (message.topic() or "", message.partition() or 0)
             next_offsets[key] = max(next_offsets.get(key, 0), (message.offset() or 0) + 1)
         raw = self.producer.raw
@@ -108,7 +147,7 @@ class InferenceWorker:
             raw.begin_transaction()
             for record in outputs:
                 self.producer.produce(self.settings.topics.results, self._result.encode(record), key=record["order_number"])
-            for message, reason in dead:
+            for message, reason in batch.dead:
                 self.producer.produce(self.settings.topics.dead_letter, message.value() or b"", key=message.key(), headers={
                     "reason": reason.encode()[:1000], "source": f"{message.topic()}/{message.partition()}/{message.offset()}".encode()})
             raw.send_offsets_to_transaction([TopicPartition(t, p, o) for (t, p), o in next_offsets.items()],
@@ -119,11 +158,41 @@ class InferenceWorker:
             if error.fatal() or not error.txn_requires_abort() and not error.retriable():
                 raise KafkaError(f"worker {self.instance_id} cannot continue: {error.str()}") from exc
             self._abort_and_rewind(next_offsets, error.str())
-            return
+            return False
         self.stats.batches += 1
         self.stats.results += len(outputs)
         self.stats.failed += sum(r["status"] == "FAILED" for r in outputs)
-        self.stats.dead_letters += len(dead)
+        self.stats.dead_letters += len(batch.dead)
+        return True
+
+    def _wait(self, future: Future[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+        """The engine's results; meanwhile poll with everything paused (liveness, rebalance callbacks)."""
+        if future.done():
+            return future.result()
+        paused = self.consumer.assignment()
+        self.consumer.pause(paused)
+        try:
+            while not future.done():
+                message = self.consumer.poll(0.05)
+                if message is not None and message.error() is None:  # from a partition assigned meanwhile
+                    where = TopicPartition(message.topic() or "", message.partition() or 0)
+                    self.consumer.seek(TopicPartition(where.topic, where.partition, message.offset() or 0))
+                    self.consumer.pause([where])
+        finally:
+            self.consumer.resume(self.consumer.assignment())
+        return future.result()
+
+    def _rewind_to_start(self, batch: _Batch, *, rewound: _Batch) -> None:
+        """Seek back to ``batch``'s first offsets, except where ``rewound`` already sought further back."""
+        done = {(m.topic(), m.partition()) for m in rewound.messages}
+        assigned = {(tp.topic, tp.partition) for tp in self.consumer.assignment()} - done
+        first: dict[tuple[str, int], int] = {}
+        for message in batch.messages:
+            key = (message.topic() or "", message.partition() or 0)
+            first[key] = min(first.get(key, message.offset() or 0), message.offset() or 0)
+        for (topic, partition), offset in first.items():
+            if (topic, partition) in assigned:
+                self.consumer.seek(TopicPartition(topic, partition, offset))
 
     def _abort_and_rewind(self, next_offsets: dict[tuple[str, int], int], reason: str) -> None:
         log.warning("aborting batch (%s); rewinding to committed offsets", reason)
@@ -132,7 +201,8 @@ class InferenceWorker:
             self.producer.raw.abort_transaction(30)
         except KafkaException as exc:
             raise KafkaError(f"abort failed: {exc}") from exc
-        partitions = [TopicPartition(t, p) for (t, p) in next_offsets]
+        assigned = {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
+        partitions = [TopicPartition(t, p) for (t, p) in next_offsets if (t, p) in assigned]
         for tp in self.consumer.committed(partitions, timeout=30):
             offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
             self.consumer.seek(TopicPartition(tp.topic, tp.partition, offset))

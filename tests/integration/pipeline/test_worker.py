@@ -124,3 +124,47 @@ def test_kill_9_mid_batch_loses_and_duplicates_nothing(pipeline: Settings, tmp_p
     counts = count(orders, found)
     print(f"kill -9 test: {counts}")
     assert counts == {"submitted": 40, "results": 40, "distinct": 40, "lost": 0, "duplicates": 0, "unexpected": 0}
+
+
+class SlowEngine:
+    """The real handler's contract with an engine that takes longer than max.poll.interval.ms."""
+
+    name, version = "slow-test-engine", "0"
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.batches = 0
+
+    def read_pages(self, pages: list) -> list:
+        self.batches += 1
+        time.sleep(self.seconds)
+        raise RuntimeError("slow engine: no pages")  # each order still gets a (FAILED, INTERNAL) result
+
+
+def test_a_batch_slower_than_the_poll_interval_keeps_its_membership(pipeline: Settings) -> None:
+    """max.poll.interval.ms 10 s, one batch takes 14 s: the worker keeps polling (paused), so the
+    group does not evict it, the batch commits once and every order gets one result."""
+    import threading
+
+    from inference_worker.handler import BillHandler
+    from inference_worker.loop import InferenceWorker
+
+    settings = pipeline.model_copy(update={"worker": pipeline.worker.model_copy(update={
+        "input_topic": pipeline.topics.submitted, "max_poll_interval_ms": 10_000, "max_batch": 64})})
+    submitter = BillSubmitter(settings)
+    orders = {submitter.submit(image, flush=False).order_number for image in bills(4, "SLOW")}
+    submitter.flush()
+    engine = SlowEngine(14.0)
+    worker = InferenceWorker(settings, BillHandler(engine, ObjectStore(settings.storage), settings.limits),
+                             instance_id="w-slow")
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        found = collect_results(settings, orders, timeout=120, settle=2)
+    finally:
+        worker.stop()
+        thread.join(60)
+    counts = count(orders, found)
+    assert counts["lost"] == 0 and counts["duplicates"] == 0, counts
+    assert {r["error_code"] for rs in found.values() for r in rs} == {"INTERNAL"}
+    assert worker.stats.aborts == 0 and engine.batches <= 2, (worker.stats, engine.batches)
