@@ -106,6 +106,17 @@ def make_consumer(settings: KafkaSettings, group_id: str, *, read_committed: boo
     return Consumer(config | (extra or {}))
 
 
+def take_available(consumer: Consumer, max_messages: int, wait_s: float) -> list[Message]:
+    """Up to ``max_messages`` of what has already arrived; waits (up to ``wait_s``) only for the
+    first one. ``Consumer.consume`` would wait for a full batch, holding a lone event back."""
+    messages = consumer.consume(max_messages, 0)
+    if not messages and wait_s > 0:
+        messages = consumer.consume(1, wait_s)
+        if messages and max_messages > 1:
+            messages += consumer.consume(max_messages - 1, 0)
+    return [m for m in messages if m.error() is None]
+
+
 def make_admin(settings: KafkaSettings) -> AdminClient:
     return AdminClient(client_config(settings))
 

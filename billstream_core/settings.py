@@ -138,7 +138,8 @@ class WorkerSettings(BaseModel):
     input_topic: str | None = Field(default=None, pattern=_TOPIC_NAME,
                                     description="defaults to topics.work; bills.submitted runs without the stream app")
     max_batch: int = Field(default=16, ge=1, le=1024)
-    max_wait_ms: int = Field(default=200, ge=0, le=60_000)
+    max_wait_ms: int = Field(default=200, ge=0, le=60_000,
+                             description="how long an idle worker waits for a first event; a batch never waits to fill")
     fetch_concurrency: int = Field(default=8, ge=1, le=256)
     transaction_timeout_ms: int = Field(default=120_000, ge=1_000)
     max_poll_interval_ms: int = Field(default=300_000, ge=10_000)

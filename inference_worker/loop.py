@@ -25,7 +25,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, KafkaException, Message, TopicPartition
 
 from billstream_core.errors import DecodeError, KafkaError
-from billstream_core.kafka import ReliableProducer, make_consumer
+from billstream_core.kafka import ReliableProducer, make_consumer, take_available
 from billstream_core.order_numbers import is_valid_order_number
 from billstream_core.serde import codec
 from billstream_core.settings import Settings
@@ -88,7 +88,8 @@ class InferenceWorker:
         in_flight: _Batch | None = None
         try:
             while not self._stop.is_set() or in_flight is not None:
-                messages = [] if self._stop.is_set() else self._take(idle=in_flight is None)
+                wait_s = self.settings.worker.max_wait_ms / 1000 if in_flight is None else 0.0
+                messages = [] if self._stop.is_set() else take_available(self.consumer, self.settings.worker.max_batch, wait_s)
                 batch = self._start(messages) if messages else None  # fetches while the engine runs
                 if in_flight is not None and not self._finish(in_flight) and batch is not None:
                     self._rewind_to_start(batch, rewound=in_flight)  # this one comes again after the earlier one
@@ -101,16 +102,6 @@ class InferenceWorker:
             self.consumer.close()
             self.handler.close()
         return self.stats
-
-    def _take(self, *, idle: bool) -> list[Message]:
-        """What has arrived, up to max_batch; waits (up to max_wait_ms) only when idle and empty."""
-        worker = self.settings.worker
-        messages = self.consumer.consume(worker.max_batch, 0)
-        if not messages and idle:
-            messages = self.consumer.consume(1, worker.max_wait_ms / 1000)
-            if messages:
-                messages += self.consumer.consume(worker.max_batch - 1, 0)
-        return [m for m in messages if m.error() is None]
 
     # -- one micro-batch ------------------------------------------------------------------
 

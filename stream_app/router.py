@@ -26,7 +26,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
 
 from billstream_core.errors import DecodeError, KafkaError
-from billstream_core.kafka import ReliableProducer, make_consumer
+from billstream_core.kafka import ReliableProducer, make_consumer, take_available
 from billstream_core.serde import codec
 from billstream_core.settings import Settings, TopicSpec
 from stream_app import records
@@ -74,7 +74,7 @@ class ImageRouter:
             self.consumer.subscribe(self.inputs, on_assign=self._on_assign, on_revoke=self._on_revoke,
                                     on_lost=self._on_revoke)
             while not self._stop.is_set():
-                messages = [m for m in self.consumer.consume(500, 0.2) if m.error() is None]
+                messages = take_available(self.consumer, 500, 0.2)
                 if self.consumer.assignment():
                     self.ready.set()
                 if messages:
