@@ -36,7 +36,8 @@ def measure(config: str, threads: int, images: list[Path]) -> dict[str, float]:
     else:
         from models.engine.predictor import EngineOptions, OcrEngine
 
-        engine = OcrEngine.load(options=EngineOptions(backend=config, threads=threads))
+        backend, _, decoder = config.partition("+")  # e.g. onnx-int8+greedy
+        engine = OcrEngine.load(options=EngineOptions(backend=backend, threads=threads, decoder=decoder or "auto"))
         run = lambda data: len(engine.read_image_bytes(data).lines)
     run(datas[0])  # warm-up
     lines, started = 0, time.perf_counter()
@@ -52,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", type=Path, default=REPO.parent / "shared" / "data" / "receipts-dev")
     parser.add_argument("--pages", type=int, default=20)
     parser.add_argument("--threads", default="1,2")
-    parser.add_argument("--configs", default="torch,onnx,onnx-int8,rapidocr")
+    parser.add_argument("--configs", default="torch,onnx,onnx-int8,onnx-int8+greedy,rapidocr",
+                        help="backend[+decoder] (decoder auto = beam with the shipped LM) or rapidocr")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--child", nargs=2, metavar=("CONFIG", "THREADS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

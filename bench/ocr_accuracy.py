@@ -24,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--systems", default="billstream,rapidocr,tesseract")
     parser.add_argument("--backend", default="torch", help="billstream backend: torch, onnx, onnx-int8")
+    parser.add_argument("--decoders", default="beam,greedy", help="billstream decoders, one row each")
     parser.add_argument("--no-line-crops", action="store_true", help="skip the GT line-crop accuracy (faster)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
@@ -43,7 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     readers: list[Reader] = []
     for name in args.systems.split(","):
         if name == "billstream":
-            readers.append(EngineReader(OcrEngine.load(options=EngineOptions(backend=args.backend, threads=args.threads))))
+            for decoder in args.decoders.split(","):
+                readers.append(EngineReader(OcrEngine.load(
+                    options=EngineOptions(backend=args.backend, threads=args.threads, decoder=decoder))))
         elif name == "rapidocr":
             from bench.peers import RapidOcrReader
 

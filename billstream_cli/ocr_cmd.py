@@ -10,7 +10,7 @@ from typing import Any
 
 from billstream_core.errors import BillstreamError
 from billstream_core.media import IMAGE_SUFFIXES
-from models.manifest import BACKENDS
+from models.manifest import BACKENDS, DECODERS
 from billstream_core.settings import Settings
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -20,6 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     ocr.add_argument("--jsonl", type=Path, metavar="OUT", help="write one JSON object per image to OUT")
     ocr.add_argument("--threads", type=int, default=None, help="CPU threads")
     ocr.add_argument("--backend", choices=BACKENDS, default="onnx-int8")
+    ocr.add_argument("--decoder", choices=DECODERS, default="auto", help="auto: beam search with the shipped LM")
     ocr.set_defaults(run=run_ocr)
 
     ev = sub.add_parser("eval", help="word P/R/F1, page CER, line accuracy and seconds on receipts with GT")
@@ -27,6 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     ev.add_argument("--fold", choices=["val", "all"], default="all", help="val: only the committed validation fold")
     ev.add_argument("--threads", type=int, default=2)
     ev.add_argument("--backend", choices=BACKENDS, default="onnx-int8")
+    ev.add_argument("--decoder", choices=DECODERS, default="auto", help="auto: beam search with the shipped LM")
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(run=run_eval)
 
@@ -46,7 +48,7 @@ def run_ocr(settings: Settings, args: argparse.Namespace) -> int:
     from models.engine.predictor import EngineOptions, OcrEngine
     from models.intake import ImageRejected
 
-    engine = OcrEngine.load(options=EngineOptions(backend=args.backend, threads=args.threads))
+    engine = OcrEngine.load(options=EngineOptions(backend=args.backend, threads=args.threads, decoder=args.decoder))
     out = open(args.jsonl, "w", encoding="utf-8") if args.jsonl else None
     failed = 0
     try:
@@ -89,7 +91,7 @@ def run_eval(settings: Settings, args: argparse.Namespace) -> int:
         receipts = [r for r in receipts if r.name in fold]
     if not receipts:
         raise BillstreamError(f"no receipts (NAME.jpg + NAME.txt) in {args.split} for fold {args.fold}")
-    engine = OcrEngine.load(options=EngineOptions(backend=args.backend, threads=args.threads))
+    engine = OcrEngine.load(options=EngineOptions(backend=args.backend, threads=args.threads, decoder=args.decoder))
     progress = None if args.json else (lambda n, total: print(f"\r{n}/{total} pages", end="", file=sys.stderr))
     metrics = evaluate(EngineReader(engine), receipts, crop_margin=engine.crop_margin, progress=progress)
     if args.json:

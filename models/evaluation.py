@@ -60,7 +60,7 @@ class EngineReader:
 
     def __init__(self, engine) -> None:  # type: ignore[no-untyped-def]
         self.engine = engine
-        self.name = f"billstream {engine.version}"
+        self.name = f"billstream {engine.version} ({engine.options.backend}, {engine.options.decoder})"
 
     def read_page(self, data: bytes) -> list[tuple[str, np.ndarray]]:
         return [(line.text, line.quad) for line in self.engine.read_image_bytes(data).lines]

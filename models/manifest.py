@@ -11,6 +11,7 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 MANIFEST = WEIGHTS_DIR / "manifest.json"
 MODEL_NAME = "billstream-ocr"
 BACKENDS = ("torch", "onnx", "onnx-int8")  # the engine's ways to run the shipped weights
+DECODERS = ("auto", "greedy", "beam")  # auto: beam with the LM when the manifest has one
 
 
 class WeightsError(BillstreamError):
@@ -25,8 +26,11 @@ def read_manifest(path: Path = MANIFEST) -> dict[str, Any]:
 
 
 def model_version(manifest: dict[str, Any]) -> str:
-    """Detector and recognizer weight hashes: any retrained model is a new version."""
+    """Detector, recognizer (and decoder LM) hashes: anything that changes the text is a new version."""
     try:
-        return f"{manifest['detector']['sha256'][:8]}.{manifest['recognizer']['sha256'][:8]}"
+        version = f"{manifest['detector']['sha256'][:8]}.{manifest['recognizer']['sha256'][:8]}"
+        if "language_model" in manifest:
+            version += f".{manifest['language_model']['sha256'][:8]}"
+        return version
     except KeyError as exc:
         raise WeightsError(f"model manifest lacks the {exc.args[0]} entry") from exc

@@ -12,9 +12,11 @@ from torch import nn
 
 from models.detection.net import DetectorConfig, build_detector
 from models.manifest import WEIGHTS_DIR, WeightsError, read_manifest
+from models.recognition.char_lm import CharNgramLM
 from models.recognition.charset import Charset
 from models.recognition.crnn import CRNNConfig, build_crnn
-from models.weights_io import load_state
+from models.recognition.ctc import BeamConfig
+from models.weights_io import file_sha256, load_state
 
 
 @dataclass(frozen=True)
@@ -43,3 +45,22 @@ def load_networks(weights_dir: Path = WEIGHTS_DIR) -> Networks:
     detector = load_state(build_detector(detector_config), weights_dir / det_entry["file"], det_entry["sha256"])
     recognizer = load_state(build_crnn(rec_config), weights_dir / rec_entry["file"], rec_entry["sha256"])
     return Networks(manifest, detector_config, detector.eval(), charset, recognizer.eval(), rec_entry["input"])
+
+
+def load_language_model(manifest: dict[str, Any], weights_dir: Path = WEIGHTS_DIR
+                        ) -> tuple[CharNgramLM, BeamConfig] | None:
+    """The decoder's LM and beam settings, sha256-checked; None when the manifest has none."""
+    entry = manifest.get("language_model")
+    if entry is None:
+        return None
+    path = weights_dir / entry["file"]
+    if not path.exists():
+        raise WeightsError(f"language model {path} is missing")
+    if file_sha256(path) != entry["sha256"]:
+        raise WeightsError(f"language model {path.name} does not match the sha256 in the manifest "
+                           f"(corrupt or replaced): expected {entry['sha256'][:12]}…")
+    try:
+        lm = CharNgramLM.load(path)
+    except (OSError, ValueError, KeyError) as exc:
+        raise WeightsError(f"language model {path.name} cannot be read: {exc}") from exc
+    return lm, BeamConfig(**entry.get("decoder", {}))

@@ -19,12 +19,13 @@ from models.detection.net import DetectorConfig, LineDetector
 from models.engine.runners import OnnxRunner, Runner, TorchRunner
 from models.detection.postprocess import DetectedLine, boxes_from_map
 from models.intake import decode_image
-from models.networks import load_networks
+from models.networks import load_language_model, load_networks
 from models.preprocess import (PreprocessConfig, batch_by_width, crop_quad, pad_to_multiple, prepare_page,
                                resize_to_height)
 from models.recognition.charset import Charset
-from models.recognition.ctc import greedy_decode
-from models.manifest import BACKENDS, MODEL_NAME, WEIGHTS_DIR, WeightsError, model_version
+from models.recognition.char_lm import CharNgramLM
+from models.recognition.ctc import BeamConfig, beam_decode, greedy_decode
+from models.manifest import BACKENDS, DECODERS, MODEL_NAME, WEIGHTS_DIR, WeightsError, model_version
 
 
 @dataclass(frozen=True)
@@ -59,12 +60,14 @@ class EngineOptions:
     detect_min_score: float = 0.5
     line_batch: int = 64
     min_confidence: float = 0.0
+    decoder: str = "auto"  # auto: beam search with the LM when the manifest ships one, else greedy
 
 
 class OcrEngine:
     def __init__(self, detector: Runner, detector_config: DetectorConfig, recognizer: Runner,
                  charset: Charset, *, version: str, crop_margin: float = 0.08, max_line_width: int = 1024,
-                 options: EngineOptions = EngineOptions()) -> None:
+                 options: EngineOptions = EngineOptions(),
+                 language_model: tuple[CharNgramLM, BeamConfig] | None = None) -> None:
         self.detector = detector
         self.detector_config = detector_config
         self.recognizer = recognizer
@@ -74,6 +77,11 @@ class OcrEngine:
         self.crop_margin = crop_margin
         self.max_line_width = max_line_width
         self.options = options
+        if options.decoder not in DECODERS:
+            raise WeightsError(f"unknown decoder {options.decoder!r}; one of {', '.join(DECODERS)}")
+        if options.decoder == "beam" and language_model is None:
+            raise WeightsError("decoder 'beam' needs a language model in the manifest")
+        self.language_model = language_model if options.decoder != "greedy" else None
 
     @classmethod
     def load(cls, weights_dir: Path = WEIGHTS_DIR, options: EngineOptions = EngineOptions()) -> "OcrEngine":
@@ -83,6 +91,7 @@ class OcrEngine:
         if options.threads:
             torch.set_num_threads(options.threads)
         networks = load_networks(weights_dir)
+        language_model = load_language_model(networks.manifest, weights_dir) if options.decoder != "greedy" else None
         detector: Runner
         recognizer: Runner
         if options.backend == "torch":
@@ -98,7 +107,8 @@ class OcrEngine:
         return cls(detector, networks.detector_config, recognizer, networks.charset,
                    version=model_version(networks.manifest),
                    crop_margin=networks.recognizer_input.get("crop_margin", 0.08),
-                   max_line_width=networks.recognizer_input.get("max_width", 1024), options=options)
+                   max_line_width=networks.recognizer_input.get("max_width", 1024), options=options,
+                   language_model=language_model)
 
     # -- stages ---------------------------------------------------------------------------
 
@@ -122,7 +132,11 @@ class OcrEngine:
         for indices, array in batch_by_width(lines, max_batch=self.options.line_batch):
             log_probs = self.recognizer((array.astype(np.float32) / 255.0)[:, None])
             widths = np.array([lines[i].shape[1] for i in indices])
-            decoded = greedy_decode(log_probs, self.charset, np.ceil(widths / 4).astype(int))
+            lengths = np.ceil(widths / 4).astype(int)
+            if self.language_model is not None:
+                decoded = beam_decode(log_probs, self.charset, *self.language_model, lengths=lengths)
+            else:
+                decoded = greedy_decode(log_probs, self.charset, lengths)
             for i, item in zip(indices, decoded):
                 results[i] = item
         return results

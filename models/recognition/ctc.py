@@ -1,8 +1,12 @@
-"""CTC decoding in numpy: testable without a model."""
+"""CTC decoding in numpy, greedy or beam search with a character LM: testable without a model."""
 from __future__ import annotations
+
+import math
+from dataclasses import dataclass
 
 import numpy as np
 
+from models.recognition.char_lm import END, CharNgramLM
 from models.recognition.charset import Charset
 
 
@@ -30,3 +34,80 @@ def greedy_decode(log_probs: np.ndarray, charset: Charset, lengths: np.ndarray |
         confidence = float(probs.mean()) if probs.size else float(best_p[:length, b].mean()) if length else 0.0
         out.append((text, confidence))
     return out
+
+
+@dataclass(frozen=True)
+class BeamConfig:
+    """CTC prefix beam search with a character LM: score = log P_ctc + alpha·log P_lm + beta·length."""
+
+    alpha: float = 0.3
+    beta: float = 0.5
+    width: int = 8
+    prune: float = 1e-3  # characters below this probability at a step are not extended
+    blank_skip: float = 0.999  # a step this sure of blank only carries the beams forward
+
+
+def beam_decode(log_probs: np.ndarray, charset: Charset, lm: CharNgramLM, config: BeamConfig = BeamConfig(),
+                lengths: np.ndarray | None = None) -> list[tuple[str, float]]:
+    """Like :func:`greedy_decode`, with an LM prior; the confidence is the CTC probability of the
+    chosen text per character (geometric mean), so it stays comparable across line lengths."""
+    if log_probs.ndim != 3:
+        raise ValueError(f"expected (T, B, C) log-probabilities, got shape {log_probs.shape}")
+    steps, batch, _ = log_probs.shape
+    probs = np.exp(log_probs.astype(np.float64))
+    return [_beam_one(probs[: steps if lengths is None else int(lengths[b]), b], charset, lm, config)
+            for b in range(batch)]
+
+
+def _beam_one(probs: np.ndarray, charset: Charset, lm: CharNgramLM, config: BeamConfig) -> tuple[str, float]:
+    blank = charset.blank
+    # prefix → [P(ends in blank), P(ends in a character), LM log-prob]; rescaled per step, log scale kept
+    beams: dict[str, list[float]] = {"": [1.0, 0.0, 0.0]}
+    log_scale = 0.0
+    chars = {i: charset.decode([i]) for i in range(len(charset)) if i != blank}
+
+    def score(prefix: str, entry: list[float]) -> float:
+        total = entry[0] + entry[1]
+        return (math.log(total) if total > 0 else -1e30) + config.alpha * entry[2] + config.beta * len(prefix)
+
+    for step in probs:
+        p_blank = float(step[blank])
+        if p_blank >= config.blank_skip:
+            beams = {k: [(v[0] + v[1]) * p_blank, 0.0, v[2]] for k, v in beams.items()}
+        else:
+            candidates = [int(c) for c in np.flatnonzero(step > config.prune) if c != blank]
+            following: dict[str, list[float]] = {}
+            for prefix, (pb, pnb, lm_lp) in beams.items():
+                entry = following.setdefault(prefix, [0.0, 0.0, lm_lp])
+                entry[0] += (pb + pnb) * p_blank
+                history = lm.context(prefix)
+                for c in candidates:
+                    ch, p = chars[c], float(step[c])
+                    if prefix and prefix[-1] == ch:
+                        entry[1] += pnb * p  # the same character continued
+                        extend_with = pb * p  # a new character after a blank
+                    else:
+                        extend_with = (pb + pnb) * p
+                    extended = prefix + ch
+                    target = following.get(extended)
+                    if target is None:
+                        target = following[extended] = [0.0, 0.0, lm_lp + lm.log_prob(history, ch)]
+                    target[1] += extend_with
+            kept = sorted(following.items(), key=lambda kv: score(*kv), reverse=True)[: config.width]
+            beams = dict(kept)
+        top = max(v[0] + v[1] for v in beams.values())
+        if top <= 0:
+            break
+        log_scale += math.log(top)
+        for v in beams.values():
+            v[0] /= top
+            v[1] /= top
+
+    def final(prefix: str) -> float:
+        entry = beams[prefix]
+        return score(prefix, entry) + config.alpha * lm.log_prob(lm.context(prefix), END)
+
+    best = max(beams, key=final)
+    total = beams[best][0] + beams[best][1]
+    log_p = (math.log(total) if total > 0 else -1e30) + log_scale
+    return best, float(math.exp(log_p / max(1, len(best))))

@@ -126,7 +126,7 @@ def render_line(text: str, font_path: Path, rng: random.Random) -> np.ndarray | 
     spacing = rng.choice([0, 0, 0, 1, 2, 4]) if rng.random() < 0.3 else 0
     widths = [font.getlength(c) + spacing for c in text]
     width = int(sum(widths)) + 8
-    canvas = Image.new("L", (max(width, 8), bottom + 2 * offset), 0)
+    canvas = Image.new("L", (max(width, 8), int(bottom) + 2 * offset), 0)
     draw = ImageDraw.Draw(canvas)
     if spacing:
         x = 4.0
