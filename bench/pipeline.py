@@ -85,14 +85,16 @@ class ResultWatcher:
         self.consumer.close()
 
 
-def engine_figures(images: list[bytes], cores: int, backend: str) -> dict[str, float]:
+def engine_figures(images: list[bytes], cores: int, settings: Settings) -> dict[str, float]:
+    """The bare engine as a worker would run it (same backend, device and decoder)."""
     import torch
 
-    from models.engine.predictor import EngineOptions, OcrEngine
+    from models.engine.predictor import OcrEngine, serving_options
     from models.intake import decode_image
 
     torch.set_num_threads(cores)
-    engine = OcrEngine.load(options=EngineOptions(backend=backend, threads=cores))
+    worker = settings.worker
+    engine = OcrEngine.load(options=serving_options(worker.backend, worker.device, cores, worker.decoder))
     engine.read_image_bytes(images[0])
     singles = []
     for image in images:
@@ -162,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     images = sample_bills(args.bills, run=int(time.time()) % 100000)
     log_dir = base.infra.resolved_state_dir / "logs" / "bench"
     print("measuring the bare engine…", file=sys.stderr, flush=True)
-    engine = engine_figures(images, args.cores, base.worker.backend)
+    engine = engine_figures(images, args.cores, base)
     rows = {"engine": engine}
     for workers in (1, 2):
         print(f"measuring the pipeline with {workers} worker(s)…", file=sys.stderr, flush=True)
@@ -172,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(rows))
         return 0
     print(describe())
-    print(f"inputs: {args.bills} rendered sample bills per phase, backend {base.worker.backend}, "
+    print(f"inputs: {args.bills} rendered sample bills per phase, backend {base.worker.backend}, decoder {base.worker.decoder}, "
           f"{args.cores} cores shared by the workers; "
           "latency = submit until the result is visible to a read_committed reader")
     print("| run | bills/s | vs engine | p50 s | p95 s | p99 s | cache p50 s | cache p99 s |")

@@ -25,12 +25,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def run(settings: Settings, args: argparse.Namespace) -> int:
     from inference_worker.handler import BillHandler
     from inference_worker.loop import InferenceWorker
-    from models.engine.predictor import EngineOptions, OcrEngine
+    from models.engine.predictor import OcrEngine, serving_options
 
     if args.input_topic:
         settings = settings.model_copy(update={"worker": settings.worker.model_copy(update={"input_topic": args.input_topic})})
     wait_for_broker(settings.kafka)
-    options = EngineOptions(backend=settings.worker.backend, device=settings.worker.device, threads=settings.worker.threads)
+    worker_settings = settings.worker
+    options = serving_options(worker_settings.backend, worker_settings.device, worker_settings.threads,
+                              worker_settings.decoder)
     engine = OcrEngine.load(options=options)
     handler = BillHandler(engine, ObjectStore(settings.storage), settings.limits,
                           fetch_concurrency=settings.worker.fetch_concurrency)
@@ -38,8 +40,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     worker = InferenceWorker(settings, handler, instance_id=instance_id)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: worker.stop())
-    print(f"worker {instance_id}: model {engine.name} {engine.version}, reading {worker.input_topic}", file=sys.stderr,
-          flush=True)
+    print(f"worker {instance_id}: model {engine.name} {engine.version} ({options.backend} on {options.device}, "
+          f"{options.decoder} decoder), reading {worker.input_topic}", file=sys.stderr, flush=True)
     stats = worker.run()
     summary = vars(stats) | {"instance_id": instance_id}
     print(json.dumps(summary) if args.json else f"worker {instance_id} stopped: {summary}", file=sys.stderr if not args.json else sys.stdout)

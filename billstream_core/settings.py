@@ -143,8 +143,12 @@ class WorkerSettings(BaseModel):
     fetch_concurrency: int = Field(default=8, ge=1, le=256)
     transaction_timeout_ms: int = Field(default=120_000, ge=1_000)
     max_poll_interval_ms: int = Field(default=300_000, ge=10_000)
-    backend: str = Field(default="onnx-int8", pattern=r"^(torch|onnx|onnx-int8)$")
-    device: str = "cpu"
+    backend: str = Field(default="auto", pattern=r"^(auto|torch|onnx|onnx-int8)$",
+                         description="auto: torch on a GPU, onnx-int8 on CPU")
+    device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda(:[0-9]+)?)$",
+                        description="auto: cuda when a GPU is visible, else cpu")
+    decoder: str = Field(default="auto", pattern=r"^(auto|greedy|beam)$",
+                         description="auto: beam search with the shipped language model")
     threads: int | None = Field(default=None, ge=1)
 
 

@@ -63,6 +63,19 @@ class EngineOptions:
     decoder: str = "auto"  # auto: beam search with the LM when the manifest ships one, else greedy
 
 
+def serving_options(backend: str = "auto", device: str = "auto", threads: int | None = None,
+                    decoder: str = "auto") -> EngineOptions:
+    """What a worker runs: the GPU through torch when there is one, ONNX Runtime int8 on CPU."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if backend == "auto":
+        backend = "torch" if device.startswith("cuda") else "onnx-int8"
+    if backend != "torch" and device != "cpu":
+        raise WeightsError(f"backend {backend} runs on the CPU; use backend torch for device {device}")
+    return EngineOptions(backend=backend, device=device, threads=threads, decoder=decoder,
+                         half=device.startswith("cuda"))
+
+
 class OcrEngine:
     def __init__(self, detector: Runner, detector_config: DetectorConfig, recognizer: Runner,
                  charset: Charset, *, version: str, crop_margin: float = 0.08, max_line_width: int = 1024,
