@@ -17,6 +17,18 @@ def one_cycle(model: nn.Module, lr: float, total_steps: int) -> tuple[torch.opti
     return optimizer, scheduler
 
 
+def train_step(loss: torch.Tensor, model: nn.Module, optimizer: torch.optim.Optimizer,
+               scheduler: torch.optim.lr_scheduler.LRScheduler, *, clip_norm: float | None = None) -> float:
+    """Backward, optional gradient clipping, optimiser and schedule step; returns the loss."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip_norm is not None:
+        nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
+    optimizer.step()
+    scheduler.step()
+    return float(loss.item())
+
+
 class EpochCheckpoints:
     def __init__(self, run_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
                  scheduler: torch.optim.lr_scheduler.LRScheduler, device: str) -> None:

@@ -24,7 +24,7 @@ from models.detection.postprocess import boxes_from_map
 from models.training.detection_data import PageSample, load_pages, random_crop
 from models.preprocess import pad_to_multiple, read_gray
 from models.training.receipts import Receipt, load_all, read_val_fold, split_train_val
-from models.training.checkpoints import EpochCheckpoints, one_cycle, provenance, report_epoch
+from models.training.checkpoints import EpochCheckpoints, one_cycle, provenance, report_epoch, train_step
 from models.weights_io import WEIGHTS_DIR, save_state, update_manifest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -121,11 +121,8 @@ def main(argv: list[str] | None = None) -> int:
             prob = torch.sigmoid(logits)
             dice = 1 - (2 * (prob * targets).sum() + 1) / (prob.sum() + targets.sum() + 1)
             loss = F.binary_cross_entropy_with_logits(logits, targets) + dice
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            running = 0.95 * running + 0.05 * loss.item() if step > 1 else loss.item()
+            value = train_step(loss, model, optimizer, scheduler)
+            running = 0.95 * running + 0.05 * value if step > 1 else value
             progress.set_postfix(loss=f"{running:.3f}")
         metrics = evaluate(model, val, val_truth, args.device)
         elapsed = report_epoch(epoch, running, started, metrics)

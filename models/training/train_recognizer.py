@@ -28,7 +28,7 @@ from models.training.metrics import LineAccuracy
 from models.training.receipts import load_all, read_val_fold, split_train_val
 from models.training.recognition_data import LineSample, batches, extract_samples
 from models.training.synthetic_lines import find_fonts, synthetic_samples
-from models.training.checkpoints import EpochCheckpoints, one_cycle, provenance, report_epoch
+from models.training.checkpoints import EpochCheckpoints, one_cycle, provenance, report_epoch, train_step
 from models.weights_io import WEIGHTS_DIR, load_state, save_state, update_manifest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--synthetic", type=int, default=8000, help="synthetic lines per epoch (0: real crops only)")
     parser.add_argument("--weights-dir", type=Path, default=WEIGHTS_DIR,
                         help="where the best epoch is exported (default: the shipped weights)")
+    parser.add_argument("--limit", type=int, default=None, help="only this many train and validation receipts (smoke runs)")
     parser.add_argument("--init", type=Path, default=None, help="start from these .npz weights (fine-tuning)")
     args = parser.parse_args(argv)
 
@@ -71,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     charset = Charset()
     train_receipts, val_receipts = split_train_val(load_all(), read_val_fold())
+    if args.limit is not None:
+        train_receipts, val_receipts = train_receipts[:args.limit], val_receipts[:args.limit]
     print(f"receipts: {len(train_receipts)} train, {len(val_receipts)} validation", flush=True)
     train = extract_samples(train_receipts, charset)
     val = extract_samples(val_receipts, charset)
@@ -109,12 +112,8 @@ def main(argv: list[str] | None = None) -> int:
             target_lengths = torch.tensor([len(t) for t in targets], dtype=torch.long)
             flat = torch.tensor([c for t in targets for c in t], dtype=torch.long)
             loss = ctc(log_probs.float().cpu() if args.device != "cpu" else log_probs, flat, input_lengths, target_lengths)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            optimizer.step()
-            scheduler.step()
-            running = 0.98 * running + 0.02 * loss.item() if step > 1 else loss.item()
+            value = train_step(loss, model, optimizer, scheduler, clip_norm=5.0)
+            running = 0.98 * running + 0.02 * value if step > 1 else value
             progress.set_postfix(loss=f"{running:.3f}", lr=f"{scheduler.get_last_lr()[0]:.1e}")
         metrics = evaluate(model, val, charset, args.device)
         elapsed = report_epoch(epoch, running, started, metrics)
