@@ -23,7 +23,7 @@ from confluent_kafka import TopicPartition
 from bench.machine import describe
 from billstream_core.kafka import ensure_topics, make_consumer
 from billstream_core.serde import codec
-from billstream_core.settings import Settings, load_settings
+from billstream_core.settings import Settings, load_settings, settings_env
 from infra.components import ComponentProcesses, wait_ready
 from producers.samples import sample_bills
 from producers.submit import BillSubmitter
@@ -43,12 +43,7 @@ def isolated(base: Settings, cores: int, workers: int) -> tuple[Settings, dict[s
                              worker={"group_id": f"bench-workers-{tag}", "threads": threads, "max_batch": 8,
                                      "max_wait_ms": 50})
     ensure_topics(settings.kafka, settings.topics.all())
-    env = {**os.environ, "BILLSTREAM_TOPICS__SUBMITTED": topics["submitted"], "BILLSTREAM_TOPICS__WORK": topics["work"],
-           "BILLSTREAM_TOPICS__RESULTS": topics["results"], "BILLSTREAM_TOPICS__DEAD_LETTER": topics["dead_letter"],
-           "BILLSTREAM_STREAM__APP_ID": settings.stream.app_id, "BILLSTREAM_STREAM__WEB_PORT": str(settings.stream.web_port),
-           "BILLSTREAM_WORKER__GROUP_ID": settings.worker.group_id, "BILLSTREAM_WORKER__THREADS": str(threads),
-           "BILLSTREAM_WORKER__MAX_BATCH": "8", "BILLSTREAM_WORKER__MAX_WAIT_MS": "50", "OMP_NUM_THREADS": str(threads)}
-    return settings, env
+    return settings, {**os.environ, **settings_env(settings), "OMP_NUM_THREADS": str(threads)}
 
 
 class ResultWatcher:

@@ -219,3 +219,21 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         raise SettingsError(_describe(exc)) from exc
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes a child process load these same settings (secrets included:
+    for a child's environment only, never for printing)."""
+    env: dict[str, str] = {}
+    for section_name in type(settings).model_fields:
+        section = getattr(settings, section_name)
+        for field_name in type(section).model_fields:
+            value = getattr(section, field_name)
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            elif isinstance(value, bool):
+                value = "true" if value else "false"
+            env[f"BILLSTREAM_{section_name.upper()}__{field_name.upper()}"] = str(value)
+    return env

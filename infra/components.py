@@ -12,6 +12,14 @@ from pathlib import Path
 from billstream_core.errors import BillstreamError
 
 
+def spawn_cli(args: list[str], log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """``billstream ARGS`` as a child in its own session, stdout and stderr to ``log_path``."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:  # the child keeps its own copy
+        return subprocess.Popen([sys.executable, "-m", "billstream_cli.main", *args], stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, env=env)
+
+
 class ComponentProcesses:
     """The processes started here; stopped in reverse order."""
 
@@ -21,12 +29,7 @@ class ComponentProcesses:
         self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
 
     def start(self, name: str, *args: str) -> None:
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.log_dir / f"{name}.log", "ab") as log:  # the child keeps its own copy
-            proc = subprocess.Popen([sys.executable, "-m", "billstream_cli.main", *args], stdout=log,
-                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-                                    env=self.env)
-        self.procs.append((name, proc))
+        self.procs.append((name, spawn_cli(list(args), self.log_dir / f"{name}.log", self.env)))
 
     def check(self) -> None:
         for name, proc in self.procs:

@@ -16,7 +16,8 @@ from billstream_core.serde import codec
 from billstream_core.settings import Settings, load_settings
 from billstream_core.storage import ObjectStore
 from producers.submit import BillSubmitter
-from tests.support.pipeline import isolated_settings, settings_env
+from billstream_core.settings import settings_env
+from tests.support.pipeline import isolated_settings
 from producers.samples import render_bill
 
 

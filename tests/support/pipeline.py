@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections import defaultdict
@@ -13,7 +12,8 @@ from typing import Any
 
 from billstream_core.kafka import ensure_topics, make_consumer
 from billstream_core.serde import codec
-from billstream_core.settings import Settings, load_settings
+from billstream_core.settings import Settings, load_settings, settings_env
+from infra.components import spawn_cli
 
 
 def isolated_settings(base: Settings, *, partitions: int = 4, guarantee: str = "at_least_once") -> Settings:
@@ -39,33 +39,12 @@ def _storage(base: Settings) -> dict[str, Any]:
     return data
 
 
-def settings_env(settings: Settings) -> dict[str, str]:
-    t, w = settings.topics, settings.worker
-    return {
-        "BILLSTREAM_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
-        "BILLSTREAM_STORAGE__ENDPOINT": settings.storage.endpoint,
-        "BILLSTREAM_STORAGE__ACCESS_KEY": settings.storage.access_key.get_secret_value(),
-        "BILLSTREAM_STORAGE__SECRET_KEY": settings.storage.secret_key.get_secret_value(),
-        "BILLSTREAM_TOPICS__SUBMITTED": t.submitted, "BILLSTREAM_TOPICS__WORK": t.work,
-        "BILLSTREAM_TOPICS__RESULTS": t.results, "BILLSTREAM_TOPICS__DEAD_LETTER": t.dead_letter,
-        "BILLSTREAM_TOPICS__SUBMITTED_PARTITIONS": str(t.submitted_partitions),
-        "BILLSTREAM_TOPICS__WORK_PARTITIONS": str(t.work_partitions),
-        "BILLSTREAM_TOPICS__RESULTS_PARTITIONS": str(t.results_partitions),
-        "BILLSTREAM_WORKER__GROUP_ID": w.group_id, "BILLSTREAM_WORKER__MAX_BATCH": str(w.max_batch),
-        "BILLSTREAM_WORKER__MAX_WAIT_MS": str(w.max_wait_ms), "BILLSTREAM_WORKER__THREADS": str(w.threads or 1),
-        "BILLSTREAM_STREAM__APP_ID": settings.stream.app_id, "BILLSTREAM_STREAM__WEB_PORT": str(settings.stream.web_port),
-        "BILLSTREAM_STREAM__PROCESSING_GUARANTEE": settings.stream.processing_guarantee,
-    }
-
-
 class ServiceProcess:
     """A `billstream` subcommand as a child process, logging to a file."""
 
     def __init__(self, settings: Settings, name: str, log_dir: Path, args: list[str]) -> None:
         self.log_path = log_dir / f"{name}.log"
-        self._log = open(self.log_path, "ab")
-        self.process = subprocess.Popen([sys.executable, "-m", "billstream_cli.main", *args], stdout=self._log,
-                                        stderr=subprocess.STDOUT, env={**os.environ, **settings_env(settings)})
+        self.process = spawn_cli(args, self.log_path, {**os.environ, **settings_env(settings)})
 
     def terminate(self, timeout: float = 30) -> int:
         if self.process.poll() is None:
@@ -80,7 +59,6 @@ class ServiceProcess:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait(10)
-        self._log.close()
 
 
 class WorkerProcess(ServiceProcess):

@@ -1,4 +1,5 @@
 import logging
+import os
 
 import pytest
 
@@ -55,3 +56,17 @@ def test_malformed_settings_give_one_line_naming_the_variable(
     assert mentions in message
     assert "\n" not in message
     assert value not in message or variable != "BILLSTREAM_STORAGE__SECRET_KEY"
+
+
+def test_settings_env_round_trips_through_a_child_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from billstream_core.settings import settings_env
+
+    original = load_settings(topics={"submitted": "x.submitted", "results_partitions": 3},
+                             storage={"secret_key": "s3cr3t-value", "secure": True}, worker={"threads": 2})
+    env = settings_env(original)
+    assert env["BILLSTREAM_STORAGE__SECRET_KEY"] == "s3cr3t-value" and env["BILLSTREAM_STORAGE__SECURE"] == "true"
+    for key in [k for k in os.environ if k.startswith("BILLSTREAM_")]:
+        monkeypatch.delenv(key)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert load_settings() == original
