@@ -45,6 +45,9 @@ class BeamConfig:
     width: int = 8
     prune: float = 1e-3  # characters below this probability at a step are not extended
     blank_skip: float = 0.999  # a step this sure of blank only carries the beams forward
+    # a line whose every step is this sure is read greedily: an alternative costs the pixels
+    # log(0.995/0.005) ≈ 5.3 nats per step, more than alpha·(largest LM gain) + beta can repay
+    sure: float = 0.995
 
 
 def beam_decode(log_probs: np.ndarray, charset: Charset, lm: CharNgramLM, config: BeamConfig = BeamConfig(),
@@ -55,8 +58,14 @@ def beam_decode(log_probs: np.ndarray, charset: Charset, lm: CharNgramLM, config
         raise ValueError(f"expected (T, B, C) log-probabilities, got shape {log_probs.shape}")
     steps, batch, _ = log_probs.shape
     probs = np.exp(log_probs.astype(np.float64))
-    return [_beam_one(probs[: steps if lengths is None else int(lengths[b]), b], charset, lm, config)
-            for b in range(batch)]
+    out: list[tuple[str, float]] = []
+    for b in range(batch):
+        line = probs[: steps if lengths is None else int(lengths[b]), b]
+        if line.size and (line.max(-1) >= config.sure).all():
+            out += greedy_decode(log_probs[: line.shape[0], b:b + 1], charset)
+        else:
+            out.append(_beam_one(line, charset, lm, config))
+    return out
 
 
 def _beam_one(probs: np.ndarray, charset: Charset, lm: CharNgramLM, config: BeamConfig) -> tuple[str, float]:
