@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights-dir", type=Path, default=WEIGHTS_DIR,
                         help="where the best epoch is exported (default: the shipped weights)")
     parser.add_argument("--limit", type=int, default=None, help="only this many train and validation receipts (smoke runs)")
-    parser.add_argument("--init", type=Path, default=None, help="start from these .npz weights (fine-tuning)")
+    parser.add_argument("--init", type=Path, default=None, help="start from these weights (.npz) or another run's checkpoint (.pt)")
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -86,7 +86,9 @@ def main(argv: list[str] | None = None) -> int:
 
     config = CRNNConfig(num_classes=len(charset))
     model = build_crnn(config)
-    if args.init is not None:
+    if args.init is not None and args.init.suffix == ".pt":  # another run's checkpoint
+        model.load_state_dict(torch.load(args.init, map_location="cpu", weights_only=True)["model"])
+    elif args.init is not None:
         load_state(model, args.init, expected_sha256=None)
     model = model.to(args.device)
     steps_per_epoch = -(-(len(train) + args.synthetic) // args.batch_size)
