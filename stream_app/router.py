@@ -34,6 +34,7 @@ from stream_app import records
 log = logging.getLogger("billstream.router")
 
 KIND = "kind"
+RESTORE_TIMEOUT_S = 300.0
 SUBMITTED, RESULT = b"submitted", b"result"
 
 
@@ -113,7 +114,11 @@ class ImageRouter:
             if high <= low:
                 return entries
             reader.assign([TopicPartition(self.changelog, partition, OFFSET_BEGINNING)])
+            deadline = time.monotonic() + RESTORE_TIMEOUT_S
             while True:
+                if time.monotonic() > deadline:
+                    raise KafkaError(f"restoring {self.changelog}[{partition}] did not reach offset {high} "
+                                     f"within {RESTORE_TIMEOUT_S:.0f}s")
                 message = reader.poll(1.0)
                 if message is not None and message.error() is None:
                     key = (message.key() or b"").decode()
