@@ -7,10 +7,11 @@ librdkafka's own logs go to the ``billstream.kafka`` logger, not to stderr.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError as RdKafkaError, KafkaException, Message, Producer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError as RdKafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from billstream_core.errors import BrokerUnavailable, DeliveryError, KafkaError
@@ -115,6 +116,44 @@ def take_available(consumer: Consumer, max_messages: int, wait_s: float) -> list
         if messages and max_messages > 1:
             messages += consumer.consume(max_messages - 1, 0)
     return [m for m in messages if m.error() is None]
+
+
+def commit_consumed(producer: ReliableProducer, consumer: Consumer, messages: list[Message],
+                    produce: Callable[[], None], *, owner: str) -> bool:
+    """The commit of consume–transform–produce: ``produce()`` writes the batch's outputs in a
+    transaction that also carries the messages' next offsets for the consumer's group.
+
+    True when committed. On an abortable error the transaction is aborted and the consumer
+    rewound to its committed offsets, so the batch comes again: False. A fatal or fenced
+    producer raises :class:`KafkaError` (the process ends; a restarted instance takes over).
+    """
+    next_offsets: dict[tuple[str, int], int] = {}
+    for message in messages:
+        key = (message.topic() or "", message.partition() or 0)
+        next_offsets[key] = max(next_offsets.get(key, 0), (message.offset() or 0) + 1)
+    raw = producer.raw
+    try:
+        raw.begin_transaction()
+        produce()
+        raw.send_offsets_to_transaction([TopicPartition(t, p, o) for (t, p), o in next_offsets.items()],
+                                        consumer.consumer_group_metadata(), 30)
+        raw.commit_transaction(60)
+        return True
+    except KafkaException as exc:
+        error = exc.args[0]
+        if error.fatal() or not error.txn_requires_abort() and not error.retriable():
+            raise KafkaError(f"{owner} cannot continue: {error.str()}") from exc
+        log.warning("%s aborts a batch (%s); rewinding to committed offsets", owner, error.str())
+    try:
+        raw.abort_transaction(30)
+    except KafkaException as exc:
+        raise KafkaError(f"{owner}: abort failed: {exc}") from exc
+    assigned = {(tp.topic, tp.partition) for tp in consumer.assignment()}
+    partitions = [TopicPartition(t, p) for (t, p) in next_offsets if (t, p) in assigned]
+    for tp in consumer.committed(partitions, timeout=30):
+        consumer.seek(TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING))
+    time.sleep(0.5)
+    return False
 
 
 def make_admin(settings: KafkaSettings) -> AdminClient:

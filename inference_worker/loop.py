@@ -17,15 +17,14 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, KafkaException, Message, TopicPartition
+from confluent_kafka import KafkaException, Message, TopicPartition
 
 from billstream_core.errors import DecodeError, KafkaError
-from billstream_core.kafka import ReliableProducer, make_consumer, take_available
+from billstream_core.kafka import ReliableProducer, commit_consumed, make_consumer, take_available
 from billstream_core.order_numbers import is_valid_order_number
 from billstream_core.serde import codec
 from billstream_core.settings import Settings
@@ -129,26 +128,16 @@ class InferenceWorker:
         outputs = list(batch.outputs)
         if batch.engine is not None:
             outputs += self._wait(batch.engine)
-        next_offsets: dict[tuple[str, int], int] = {}
-        for message in batch.messages:
-            key = (message.topic() or "", message.partition() or 0)
-            next_offsets[key] = max(next_offsets.get(key, 0), (message.offset() or 0) + 1)
-        raw = self.producer.raw
-        try:
-            raw.begin_transaction()
+
+        def produce() -> None:
             for record in outputs:
                 self.producer.produce(self.settings.topics.results, self._result.encode(record), key=record["order_number"])
             for message, reason in batch.dead:
                 self.producer.produce(self.settings.topics.dead_letter, message.value() or b"", key=message.key(), headers={
                     "reason": reason.encode()[:1000], "source": f"{message.topic()}/{message.partition()}/{message.offset()}".encode()})
-            raw.send_offsets_to_transaction([TopicPartition(t, p, o) for (t, p), o in next_offsets.items()],
-                                            self.consumer.consumer_group_metadata(), 30)
-            raw.commit_transaction(60)
-        except KafkaException as exc:
-            error = exc.args[0]
-            if error.fatal() or not error.txn_requires_abort() and not error.retriable():
-                raise KafkaError(f"worker {self.instance_id} cannot continue: {error.str()}") from exc
-            self._abort_and_rewind(next_offsets, error.str())
+
+        if not commit_consumed(self.producer, self.consumer, batch.messages, produce, owner=f"worker {self.instance_id}"):
+            self.stats.aborts += 1
             return False
         self.stats.batches += 1
         self.stats.results += len(outputs)
@@ -184,17 +173,3 @@ class InferenceWorker:
         for (topic, partition), offset in first.items():
             if (topic, partition) in assigned:
                 self.consumer.seek(TopicPartition(topic, partition, offset))
-
-    def _abort_and_rewind(self, next_offsets: dict[tuple[str, int], int], reason: str) -> None:
-        log.warning("aborting batch (%s); rewinding to committed offsets", reason)
-        self.stats.aborts += 1
-        try:
-            self.producer.raw.abort_transaction(30)
-        except KafkaException as exc:
-            raise KafkaError(f"abort failed: {exc}") from exc
-        assigned = {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
-        partitions = [TopicPartition(t, p) for (t, p) in next_offsets if (t, p) in assigned]
-        for tp in self.consumer.committed(partitions, timeout=30):
-            offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
-            self.consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
-        time.sleep(0.5)

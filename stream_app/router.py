@@ -23,10 +23,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 
 from billstream_core.errors import DecodeError, KafkaError
-from billstream_core.kafka import ReliableProducer, make_consumer, take_available
+from billstream_core.kafka import ReliableProducer, commit_consumed, make_consumer, take_available
 from billstream_core.serde import codec
 from billstream_core.settings import Settings, TopicSpec
 from stream_app import records
@@ -148,26 +148,16 @@ class ImageRouter:
                 self._repartition_result(message)
             else:
                 self._route(message, counts)
-        next_offsets: dict[tuple[str, int], int] = {}
-        for message in messages:
-            key = (message.topic() or "", message.partition() or 0)
-            next_offsets[key] = max(next_offsets.get(key, 0), (message.offset() or 0) + 1)
-        raw = self.producer.raw
-        try:
-            raw.begin_transaction()
+
+        def produce() -> None:
             for topic, value, out_key, headers in self._outputs:
                 self.producer.produce(topic, value, key=out_key, headers=headers)
             for (partition, sha), entry in self._staged.items():
                 payload = None if entry is None else json.dumps(entry, separators=(",", ":")).encode()
                 self.producer.produce(self.changelog, payload, key=sha.encode(), partition=partition)
-            raw.send_offsets_to_transaction([TopicPartition(t, p, o) for (t, p), o in next_offsets.items()],
-                                            self.consumer.consumer_group_metadata(), 30)
-            raw.commit_transaction(60)
-        except KafkaException as exc:
-            error = exc.args[0]
-            if error.fatal() or not error.txn_requires_abort() and not error.retriable():
-                raise KafkaError(f"router cannot continue: {error.str()}") from exc
-            self._abort_and_rewind(next_offsets, error.str())
+
+        if not commit_consumed(self.producer, self.consumer, messages, produce, owner="router"):
+            self.stats["aborts"] += 1
             return
         for (partition, sha), entry in self._staged.items():
             if entry is None:
@@ -176,16 +166,6 @@ class ImageRouter:
                 self.index.setdefault(partition, {})[sha] = entry
         for name, count in counts.items():
             self.stats[name] += count
-
-    def _abort_and_rewind(self, next_offsets: dict[tuple[str, int], int], reason: str) -> None:
-        log.warning("aborting routing batch (%s); rewinding to committed offsets", reason)
-        self.stats["aborts"] += 1
-        self.producer.raw.abort_transaction(30)
-        partitions = [TopicPartition(t, p) for (t, p) in next_offsets]
-        assigned = {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
-        for tp in self.consumer.committed([tp for tp in partitions if (tp.topic, tp.partition) in assigned], timeout=30):
-            self.consumer.seek(TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING))
-        time.sleep(0.5)
 
     def _emit(self, topic: str, value: bytes, key: bytes | None, headers: dict[str, str | bytes | None] | None = None) -> None:
         self._outputs.append((topic, value, key, headers))

@@ -101,3 +101,19 @@ def count(submitted: set[str], found: dict[str, list[dict[str, Any]]]) -> dict[s
             "distinct": len(found.keys() & submitted), "lost": len(submitted - found.keys()),
             "duplicates": sum(len(v) - 1 for v in found.values() if len(v) > 1),
             "unexpected": len(found.keys() - submitted)}
+
+
+def assert_each_order_once(label: str, submitted: set[str], found: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
+    """Print the counts (the figures the issue asks to see) and fail on a lost, doubled or
+    unexpected order."""
+    counts = count(submitted, found)
+    print(f"{label}: {counts}")
+    assert counts["lost"] == 0 and counts["duplicates"] == 0 and counts["unexpected"] == 0, counts
+    return counts
+
+
+def stop_all(*processes: ServiceProcess | None) -> None:
+    for process in processes:
+        if process is not None:
+            process.terminate()
+            process.close()

@@ -13,7 +13,8 @@ from pathlib import Path
 from billstream_core.kafka import make_consumer
 from billstream_core.settings import Settings
 from producers.submit import BillSubmitter
-from tests.support.pipeline import ServiceProcess, WorkerProcess, collect_results, isolated_settings
+from tests.support.pipeline import (ServiceProcess, WorkerProcess, assert_each_order_once, collect_results,
+                                    isolated_settings, stop_all)
 from producers.samples import render_bill
 
 
@@ -99,14 +100,10 @@ def test_cache_single_flight_and_http_view_survive_a_restart(services: Settings,
             assert (body["status"], body["cached"], body["page_text"]) == (
                 found[order][0]["status"], found[order][0]["cached"], found[order][0]["page_text"])
     finally:
-        for process in (stream, worker):
-            process.terminate()
-            process.close()
+        stop_all(stream, worker)
 
 
 def test_stream_app_kill_9_and_restart_answers_every_order_once(services: Settings, tmp_path: Path) -> None:
-    from tests.support.pipeline import count
-
     settings = isolated_settings(services)
     stream = ServiceProcess(settings, "stream", tmp_path, ["stream-app"])
     worker = WorkerProcess(settings, "w-kill-stream", tmp_path)
@@ -125,19 +122,13 @@ def test_stream_app_kill_9_and_restart_answers_every_order_once(services: Settin
         stream = ServiceProcess(settings, "stream-restarted", tmp_path, ["stream-app"])
         found = collect_results(settings, orders, timeout=240, settle=8)
     finally:
-        for process in (stream, worker):
-            process.terminate()
-            process.close()
-    counts = count(orders, found)
-    print(f"stream-app kill -9: {counts}")
-    assert counts["lost"] == 0 and counts["duplicates"] == 0 and counts["unexpected"] == 0, counts
+        stop_all(stream, worker)
+    assert_each_order_once("stream-app kill -9", orders, found)
 
 
 def test_submissions_before_and_during_the_stream_app_start_all_get_one_result(services: Settings,
                                                                                tmp_path: Path) -> None:
     """The case Faust alone lost an order in: events that arrive while its tables recover."""
-    from tests.support.pipeline import count
-
     settings = isolated_settings(services)
     submitter = BillSubmitter(settings)
     images = [render_bill([f"EARLY {i}", f"TOTAL {i}.40"]) for i in range(6)]
@@ -151,11 +142,7 @@ def test_submissions_before_and_during_the_stream_app_start_all_get_one_result(s
         orders = early | during
         found = collect_results(settings, orders, timeout=240, settle=5)
     finally:
-        for process in (stream, worker):
-            process.terminate()
-            process.close()
-    counts = count(orders, found)
-    print(f"submitted before/while starting: {counts}")
-    assert counts["lost"] == 0 and counts["duplicates"] == 0 and counts["unexpected"] == 0, counts
+        stop_all(stream, worker)
+    assert_each_order_once("submitted before/while starting", orders, found)
     inferred = sum(not found[o][0]["cached"] for o in orders)
     assert inferred == len(images), f"{inferred} inferences for {len(images)} distinct images"

@@ -13,7 +13,8 @@ from billstream_core.kafka import ReliableProducer, make_consumer
 from billstream_core.settings import Settings
 from billstream_core.storage import ObjectStore
 from producers.submit import BillSubmitter
-from tests.support.pipeline import WorkerProcess, collect_results, count, isolated_settings
+from tests.support.pipeline import (WorkerProcess, assert_each_order_once, collect_results, count, isolated_settings,
+                                    stop_all)
 from producers.samples import render_bill
 
 
@@ -36,9 +37,7 @@ def test_every_bill_gets_exactly_one_result(pipeline: Settings, tmp_path: Path) 
     finally:
         assert worker.terminate() == 0, worker.log_path.read_text()[-2000:]
         worker.close()
-    counts = count(orders, found)
-    print(counts)
-    assert counts["lost"] == 0 and counts["duplicates"] == 0 and counts["unexpected"] == 0
+    assert_each_order_once("12 bills, one worker", orders, found)
     for records in found.values():
         record = records[0]
         assert record["status"] == "RECOGNIZED", record
@@ -117,10 +116,7 @@ def test_kill_9_mid_batch_loses_and_duplicates_nothing(pipeline: Settings, tmp_p
         restarted = WorkerProcess(pipeline, "w-one", tmp_path, input_topic=pipeline.topics.submitted)
         found = collect_results(pipeline, orders, timeout=300, settle=5)
     finally:
-        for worker in (first, second, restarted):
-            if worker is not None:
-                worker.terminate()
-                worker.close()
+        stop_all(first, second, restarted)
     counts = count(orders, found)
     print(f"kill -9 test: {counts}")
     assert counts == {"submitted": 40, "results": 40, "distinct": 40, "lost": 0, "duplicates": 0, "unexpected": 0}
@@ -164,7 +160,6 @@ def test_a_batch_slower_than_the_poll_interval_keeps_its_membership(pipeline: Se
     finally:
         worker.stop()
         thread.join(60)
-    counts = count(orders, found)
-    assert counts["lost"] == 0 and counts["duplicates"] == 0, counts
+    assert_each_order_once("slow batch", orders, found)
     assert {r["error_code"] for rs in found.values() for r in rs} == {"INTERNAL"}
     assert worker.stats.aborts == 0 and engine.batches <= 2, (worker.stats, engine.batches)
