@@ -58,22 +58,22 @@ def beam_decode(log_probs: np.ndarray, charset: Charset, lm: CharNgramLM, config
         raise ValueError(f"expected (T, B, C) log-probabilities, got shape {log_probs.shape}")
     steps, batch, _ = log_probs.shape
     probs = np.exp(log_probs.astype(np.float64))
+    chars = {i: charset.decode([i]) for i in range(len(charset)) if i != charset.blank}
     out: list[tuple[str, float]] = []
     for b in range(batch):
         line = probs[: steps if lengths is None else int(lengths[b]), b]
         if line.size and (line.max(-1) >= config.sure).all():
             out += greedy_decode(log_probs[: line.shape[0], b:b + 1], charset)
         else:
-            out.append(_beam_one(line, charset, lm, config))
+            out.append(_beam_one(line, charset.blank, chars, lm, config))
     return out
 
 
-def _beam_one(probs: np.ndarray, charset: Charset, lm: CharNgramLM, config: BeamConfig) -> tuple[str, float]:
-    blank = charset.blank
+def _beam_one(probs: np.ndarray, blank: int, chars: dict[int, str], lm: CharNgramLM,
+              config: BeamConfig) -> tuple[str, float]:
     # prefix → [P(ends in blank), P(ends in a character), LM log-prob]; rescaled per step, log scale kept
     beams: dict[str, list[float]] = {"": [1.0, 0.0, 0.0]}
     log_scale = 0.0
-    chars = {i: charset.decode([i]) for i in range(len(charset)) if i != blank}
 
     def score(prefix: str, entry: list[float]) -> float:
         total = entry[0] + entry[1]
