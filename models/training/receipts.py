@@ -1,9 +1,11 @@
 """The receipt data sets (SROIE layout: NAME.jpg + NAME.txt lines + NAME.json key fields),
-read from ../shared/data, never copied into the repository, and the validation fold."""
+read from ../shared/data (or ``$BILLSTREAM_DATA_ROOT``, for a training machine that holds a
+copy elsewhere), never copied into the repository, and the validation fold."""
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[2]
-DATA_ROOT = REPO.parent / "shared" / "data"
+DATA_ROOT = Path(os.environ.get("BILLSTREAM_DATA_ROOT") or REPO.parent / "shared" / "data")
 SPLITS = ("receipts-dev", "receipts-extra")
 VAL_FOLD_FILE = Path(__file__).resolve().parents[1] / "data" / "val_fold.txt"
 

@@ -89,9 +89,19 @@ def prepare(sample: LineSample, height: int, max_width: int, rng: random.Random 
     return resize_to_height(image, height, max_width=max_width)
 
 
-def batches(samples: list[LineSample], charset: Charset, *, batch_size: int, height: int, max_width: int,
-            rng: random.Random | None) -> Iterator[tuple[np.ndarray, list[list[int]], list[str], np.ndarray]]:
-    """Width-bucketed batches: (images N x H x W uint8, targets, texts, widths)."""
+Batch = tuple[np.ndarray, list[list[int]], list[str], np.ndarray]  # images N x H x W uint8, targets, texts, widths
+
+
+def pack(images: list[np.ndarray], texts: list[str], charset: Charset, height: int) -> Batch:
+    width = -(-max(im.shape[1] for im in images) // 16) * 16
+    array = np.full((len(images), height, width), 255, np.uint8)
+    for row, im in enumerate(images):
+        array[row, :, :im.shape[1]] = im
+    return array, [charset.encode(t) for t in texts], texts, np.array([im.shape[1] for im in images])
+
+
+def width_groups(samples: list[LineSample], batch_size: int, rng: random.Random | None) -> list[list[int]]:
+    """Sample indices in batches of similar width (little padding), shuffled when ``rng``."""
     order = list(range(len(samples)))
     if rng is not None:
         rng.shuffle(order)
@@ -102,11 +112,12 @@ def batches(samples: list[LineSample], charset: Charset, *, batch_size: int, hei
         groups += [part[i:i + batch_size] for i in range(0, len(part), batch_size)]
     if rng is not None:
         rng.shuffle(groups)
-    for group in groups:
+    return groups
+
+
+def batches(samples: list[LineSample], charset: Charset, *, batch_size: int, height: int, max_width: int,
+            rng: random.Random | None) -> Iterator[Batch]:
+    """Width-bucketed batches, built in this process (validation, small runs)."""
+    for group in width_groups(samples, batch_size, rng):
         images = [prepare(samples[i], height, max_width, rng) for i in group]
-        width = -(-max(im.shape[1] for im in images) // 16) * 16
-        array = np.full((len(images), height, width), 255, np.uint8)
-        for row, im in enumerate(images):
-            array[row, :, :im.shape[1]] = im
-        texts = [samples[i].text for i in group]
-        yield array, [charset.encode(t) for t in texts], texts, np.array([im.shape[1] for im in images])
+        yield pack(images, [samples[i].text for i in group], charset, height)

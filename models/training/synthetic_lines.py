@@ -9,10 +9,12 @@ like real crops (``STORE_HEIGHT`` high with a ``STORE_MARGIN`` margin) so the sa
 augmentation applies to both.
 
 Fonts: ``apt-get install`` the packages in ``FONT_PACKAGES``; whatever of them is present
-is used (DejaVu alone still works, with less variety).
+is used (DejaVu alone still works, with less variety). ``$BILLSTREAM_FONT_DIR`` points
+elsewhere (a training machine without the packages, given a copy of the font files).
 """
 from __future__ import annotations
 
+import os
 import random
 import string
 from collections.abc import Sequence
@@ -32,7 +34,7 @@ FONT_PACKAGES = (
     "fonts-urw-base35", "fonts-inconsolata", "fonts-hack", "fonts-ocr-a", "fonts-ocr-b", "fonts-courier-prime",
     "fonts-jetbrains-mono", "fonts-roboto-unhinted", "fonts-open-sans", "fonts-anonymous-pro",
 )
-FONT_ROOT = Path("/usr/share/fonts")
+FONT_ROOT = Path(os.environ.get("BILLSTREAM_FONT_DIR") or "/usr/share/fonts")
 # Symbol, dingbat, maths and script faces are not receipt print; OCRBE/OCRBX draw boxed glyphs.
 EXCLUDED_FONTS = ("D050000L", "StandardSymbols", "Math", "Z003", "OCRBE", "OCRBX")
 RENDER_SIZE = 40

@@ -5,7 +5,7 @@ Resumable: every epoch writes a checkpoint; the same command picks it up. The be
 by validation line accuracy is exported to models/weights/ with its manifest entry; with
 ``--init`` the starting weights' own score is the bar an epoch must beat to be exported.
 
-    python -m models.training.train_recognizer --epochs 40 [--device cuda] [--max-minutes 60]
+    python -m models.training.train_recognizer --epochs 40 [--device cuda --workers 12] [--max-minutes 60]
     python -m models.training.train_recognizer --init models/weights/crnn.npz --lr 1e-3 --run-dir runs/rec-ft
 """
 from __future__ import annotations
@@ -26,8 +26,10 @@ from models.recognition.crnn import CRNNConfig, build_crnn
 from models.recognition.ctc import greedy_decode
 from models.training.metrics import LineAccuracy
 from models.training.receipts import load_all, read_val_fold, split_train_val
+from models.training.line_batches import LineBatches
+from models.training.loader import JobBuilder
 from models.training.recognition_data import LineSample, batches, extract_samples
-from models.training.synthetic_lines import find_fonts, synthetic_samples
+from models.training.synthetic_lines import find_fonts
 from models.training.checkpoints import EpochCheckpoints, one_cycle, provenance, report_epoch, train_step
 from models.weights_io import WEIGHTS_DIR, load_state, save_state, update_manifest
 
@@ -55,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--workers", type=int, default=0, help="processes building batches (0: in the training process)")
     parser.add_argument("--run-dir", type=Path, default=REPO / "runs" / "recognizer")
     parser.add_argument("--max-minutes", type=float, default=None, help="stop (after checkpointing) past this")
     parser.add_argument("--seed", type=int, default=1234)
@@ -70,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
     started = time.monotonic()
+    args.weights_dir.mkdir(parents=True, exist_ok=True)
     charset = Charset()
     train_receipts, val_receipts = split_train_val(load_all(), read_val_fold())
     if args.limit is not None:
@@ -79,7 +83,6 @@ def main(argv: list[str] | None = None) -> int:
     val = extract_samples(val_receipts, charset)
     print(f"lines: {len(train)} train, {len(val)} validation", flush=True)
 
-    transcripts = [s.text for s in train]
     fonts = find_fonts() if args.synthetic else []
     if args.synthetic:
         print(f"synthetic: {args.synthetic} lines per epoch in {len(fonts)} fonts", flush=True)
@@ -91,7 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     elif args.init is not None:
         load_state(model, args.init, expected_sha256=None)
     model = model.to(args.device)
-    steps_per_epoch = -(-(len(train) + args.synthetic) // args.batch_size)
+    epoch_batches = LineBatches(train, charset, batch_size=args.batch_size, synthetic=args.synthetic, fonts=fonts,
+                                seed=args.seed)
+    steps_per_epoch = epoch_batches.steps()
+    build_batches = JobBuilder(epoch_batches.build, args.workers)
     optimizer, scheduler = one_cycle(model, args.lr, args.epochs * steps_per_epoch)
     ctc = nn.CTCLoss(blank=charset.blank, zero_infinity=True)
     checkpoints = EpochCheckpoints(args.run_dir, model, optimizer, scheduler, args.device)
@@ -101,19 +107,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"starting weights: line exact {best:.4f} on the validation fold", flush=True)
 
     for epoch in range(start_epoch, args.epochs):
-        rng = random.Random(args.seed * 1000 + epoch)
-        epoch_samples = train + (synthetic_samples(args.synthetic, transcripts, charset, seed=args.seed * 1000 + epoch,
-                                                   fonts=fonts) if args.synthetic else [])
-        progress = tqdm(batches(epoch_samples, charset, batch_size=args.batch_size, height=32, max_width=1024, rng=rng),
+        progress = tqdm(build_batches(epoch_batches.jobs(epoch)),
                         total=steps_per_epoch, desc=f"epoch {epoch + 1}/{args.epochs}", mininterval=10)
         running = 0.0
         for step, (array, targets, _, widths) in enumerate(progress, 1):
-            images = torch.from_numpy(array).float().div_(255).unsqueeze(1).to(args.device)
+            images = torch.from_numpy(array).to(args.device).float().div_(255).unsqueeze(1)
             log_probs = model(images)
             input_lengths = torch.from_numpy(np.ceil(widths / 4).astype(np.int64))
             target_lengths = torch.tensor([len(t) for t in targets], dtype=torch.long)
             flat = torch.tensor([c for t in targets for c in t], dtype=torch.long)
-            loss = ctc(log_probs.float().cpu() if args.device != "cpu" else log_probs, flat, input_lengths, target_lengths)
+            loss = ctc(log_probs.float(), flat.to(args.device), input_lengths.to(args.device), target_lengths.to(args.device))
             value = train_step(loss, model, optimizer, scheduler, clip_norm=5.0)
             running = 0.98 * running + 0.02 * value if step > 1 else value
             progress.set_postfix(loss=f"{running:.3f}", lr=f"{scheduler.get_last_lr()[0]:.1e}")

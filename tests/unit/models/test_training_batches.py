@@ -1,0 +1,54 @@
+"""Training batches: every batch mixes real and synthetic lines, each real crop is used once
+an epoch, and the batches are the same whether built here, in worker processes or threads."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models.recognition.charset import Charset
+from models.training.line_batches import LineBatches
+from models.training.loader import JobBuilder
+from models.training.recognition_data import STORE_HEIGHT, LineSample
+from models.training.synthetic_lines import find_fonts
+
+
+@pytest.fixture(scope="module")
+def line_batches() -> LineBatches:
+    fonts = find_fonts()[:4]
+    assert fonts, "no fonts under /usr/share/fonts (fonts-dejavu-core is part of the base system)"
+    rng = np.random.default_rng(3)
+    real = [LineSample(rng.integers(0, 256, (STORE_HEIGHT, int(rng.integers(60, 400))), dtype=np.uint8),
+                       f"ITEM {i} RM {i}.50") for i in range(50)]
+    return LineBatches(real, Charset(), batch_size=8, synthetic=100, fonts=fonts, seed=9)
+
+
+def test_each_batch_mixes_real_and_synthetic_and_each_real_crop_is_used_once(line_batches: LineBatches) -> None:
+    jobs = line_batches.jobs(epoch=0)
+    assert len(jobs) == line_batches.steps()
+    assert all(job.real and job.synthetic for job in jobs)
+    used = [i for job in jobs for i in job.real]
+    assert sorted(used) == list(range(50))
+    assert sum(job.synthetic for job in jobs) == 100
+    assert line_batches.jobs(epoch=0) == jobs and line_batches.jobs(epoch=1) != jobs
+
+
+def test_a_built_batch_holds_the_real_and_the_rendered_lines(line_batches: LineBatches) -> None:
+    job = line_batches.jobs(epoch=0)[0]
+    images, targets, texts, widths = line_batches.build(job)
+    assert images.shape[0] == len(targets) == len(texts) == len(widths) == len(job.real) + job.synthetic
+    assert images.shape[1] == 32 and images.shape[2] % 16 == 0 and widths.max() <= images.shape[2]
+    assert texts[:len(job.real)] == [line_batches.real[i].text for i in job.real]
+    assert [Charset().decode(t) for t in targets] == texts
+
+
+@pytest.mark.parametrize("threads", [False, True])
+def test_workers_build_the_same_batches_in_the_same_order(line_batches: LineBatches, threads: bool) -> None:
+    jobs = line_batches.jobs(epoch=2)[:6]
+    here = list(JobBuilder(line_batches.build, workers=0)(jobs))
+    builder = JobBuilder(line_batches.build, workers=2, threads=threads)
+    there = list(builder(jobs))
+    again = list(builder(jobs[:3]))  # the same (persistent) workers, the next epoch's jobs
+    assert len(here) == len(there) == 6 and len(again) == 3
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(here, again))
+    for (a_images, a_targets, *_), (b_images, b_targets, *_) in zip(here, there):
+        assert np.array_equal(a_images, b_images) and a_targets == b_targets
