@@ -25,6 +25,7 @@ from billstream_core.kafka import ensure_topics, make_consumer
 from billstream_core.serde import codec
 from billstream_core.settings import Settings, load_settings, settings_env
 from infra.components import ComponentProcesses, wait_ready
+from stream_app.router import router_topics
 from producers.samples import sample_bills
 from producers.submit import BillSubmitter
 
@@ -51,6 +52,7 @@ class ResultWatcher:
 
     def __init__(self, settings: Settings) -> None:
         self.seen: dict[str, float] = {}
+        self.seen_ms: dict[str, tuple[float, int]] = {}  # wall clock when seen, the record's CreateTime
         self.consumer = make_consumer(settings.kafka, f"bench-{uuid.uuid4().hex}", read_committed=True)
         topic = settings.topics.results
         partitions = self.consumer.list_topics(topic, timeout=10).topics[topic].partitions
@@ -64,8 +66,9 @@ class ResultWatcher:
         while not self._stop.is_set():
             message = self.consumer.poll(0.1)
             key = message.key() if message is not None and message.error() is None else None
-            if key:
-                self.seen.setdefault(key.decode(), time.monotonic())
+            if key and message is not None and key.decode() not in self.seen:
+                self.seen[key.decode()] = time.monotonic()
+                self.seen_ms[key.decode()] = (time.time() * 1000, message.timestamp()[1])
 
     def wait(self, orders: set[str], timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -78,6 +81,46 @@ class ResultWatcher:
         self._stop.set()
         self.thread.join(5)
         self.consumer.close()
+
+
+def record_times(settings: Settings, topic: str, orders: set[str]) -> dict[str, int]:
+    """CreateTime (ms) of each order's BillSubmitted record in ``topic`` (read to its end)."""
+    reader = make_consumer(settings.kafka, f"bench-{uuid.uuid4().hex}", read_committed=True)
+    decoder, found = codec("BillSubmitted"), dict[str, int]()
+    try:
+        partitions = reader.list_topics(topic, timeout=10).topics[topic].partitions
+        reader.assign([TopicPartition(topic, p, 0) for p in partitions])
+        idle_until = time.monotonic() + 5
+        while time.monotonic() < idle_until and len(found) < len(orders):
+            message = reader.poll(0.2)
+            if message is None or message.error() is not None:
+                continue
+            idle_until = time.monotonic() + 5
+            try:
+                order = decoder.decode(message.value() or b"")["order_number"]
+            except Exception:  # noqa: BLE001 - results and other kinds share the by-image topic
+                continue
+            if order in orders:
+                found[order] = message.timestamp()[1]
+    finally:
+        reader.close()
+    return found
+
+
+def cache_hops(settings: Settings, started_ms: dict[str, float], seen_ms: dict[str, tuple[float, int]]) -> dict[str, float]:
+    """Median ms of each step of a cache hit: the client's submit call (upload + produce), the
+    router's repartition hop, its answering hop, and the commit until a reader sees it."""
+    orders = set(started_ms)
+    submitted = record_times(settings, settings.topics.submitted, orders)
+    by_image = record_times(settings, router_topics(settings)[0].name, orders)
+    steps: dict[str, list[float]] = {"submit_call_ms": [], "repartition_ms": [], "answer_ms": [], "visible_ms": []}
+    for order in orders & submitted.keys() & by_image.keys() & seen_ms.keys():
+        seen_wall, result_ms = seen_ms[order]
+        steps["submit_call_ms"].append(submitted[order] - started_ms[order])
+        steps["repartition_ms"].append(by_image[order] - submitted[order])
+        steps["answer_ms"].append(result_ms - by_image[order])
+        steps["visible_ms"].append(seen_wall - result_ms)
+    return {name: percentile(values, 0.5) for name, values in steps.items() if values}
 
 
 def engine_figures(images: list[bytes], cores: int, settings: Settings) -> dict[str, float]:
@@ -136,13 +179,16 @@ def pipeline_run(base: Settings, images: list[bytes], cores: int, workers: int, 
         out |= {"offered_per_s": half_load, "p50_s": percentile(latencies, 0.5), "p95_s": percentile(latencies, 0.95),
                 "p99_s": percentile(latencies, 0.99)}
         cache_times: dict[str, float] = {}
+        cache_wall: dict[str, float] = {}
         for image in fresh[:20]:  # repeats: answered by the stream app from its table
-            t0 = time.monotonic()
-            cache_times[submitter.submit(image).order_number] = t0
+            t0, wall = time.monotonic(), time.time() * 1000
+            order = submitter.submit(image).order_number
+            cache_times[order], cache_wall[order] = t0, wall
             time.sleep(0.05)
         watcher.wait(set(cache_times), 120)
         cache = [watcher.seen[o] - t for o, t in cache_times.items()]
         out |= {"cache_p50_s": percentile(cache, 0.5), "cache_p99_s": percentile(cache, 0.99)}
+        out |= {f"cache_{k}": v for k, v in cache_hops(settings, cache_wall, watcher.seen_ms).items()}
     finally:
         watcher.close()
         children.stop()
@@ -179,6 +225,10 @@ def main(argv: list[str] | None = None) -> int:
         cells += [f"{row[k]:.3f}" if k in row else "-" for k in ("p50_s", "p95_s", "p99_s", "cache_p50_s", "cache_p99_s")]
         print(f"| {name} | " + " | ".join(cells) + " |")
     print(f"engine single-bill p99 {engine['single_p99_s']:.3f}s")
+    for name, row in rows.items():
+        hops = [(k.removeprefix("cache_"), v) for k, v in row.items() if k.startswith("cache_") and k.endswith("_ms")]
+        if hops:
+            print(f"{name}: cache hit, median ms per step: " + ", ".join(f"{k} {v:.0f}" for k, v in hops))
     for name, row in rows.items():
         if "p99_s" in row:
             print(f"{name}: p99 at {row['offered_per_s']:.2f} bills/s offered (half its capacity) = "

@@ -11,7 +11,8 @@ Pipelined: the engine runs batch N on its own thread while this thread takes bat
 (whatever has arrived; it never waits to fill a batch, so a lone bill is not held back)
 and fetches its images; batch N's transaction commits before N+1 goes to the engine.
 While it waits on the engine the consumer stays polled with its partitions paused, so a
-slow batch never exceeds ``max.poll.interval.ms`` and rebalances are served.
+slow batch never exceeds ``max.poll.interval.ms`` and rebalances are served; a message that
+poll hands over meanwhile is held and opens the next batch.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from billstream_core.errors import DecodeError, KafkaError
 from billstream_core.kafka import ReliableProducer, commit_consumed, make_consumer, take_available
@@ -72,6 +73,8 @@ class InferenceWorker:
         })
         self._submitted = codec("BillSubmitted")
         self._result = codec("BillResult")
+        # messages a poll handed over while the engine ran; they open the next batch
+        self._held: list[Message] = []
 
     def stop(self) -> None:
         self._stop.set()
@@ -81,18 +84,25 @@ class InferenceWorker:
             self.producer.raw.init_transactions(30)  # fences an earlier incarnation, aborts its open transaction
         except KafkaException as exc:
             raise KafkaError(f"cannot initialise transactions: {exc}") from exc
-        self.consumer.subscribe([self.input_topic])
+        self.consumer.subscribe([self.input_topic], on_revoke=self._drop_held, on_lost=self._drop_held)
         log.info("worker %s consuming %s", self.instance_id, self.input_topic)
         engine_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine")
         in_flight: _Batch | None = None
         try:
             while not self._stop.is_set() or in_flight is not None:
-                wait_s = self.settings.worker.max_wait_ms / 1000 if in_flight is None else 0.0
-                messages = [] if self._stop.is_set() else take_available(self.consumer, self.settings.worker.max_batch, wait_s)
+                wait_s = self.settings.worker.max_wait_ms / 1000 if in_flight is None and not self._held else 0.0
+                messages, self._held = ([], []) if self._stop.is_set() else (self._held, [])
+                room = self.settings.worker.max_batch - len(messages)
+                if room > 0 and not self._stop.is_set():
+                    messages += take_available(self.consumer, room, wait_s)
                 batch = self._start(messages) if messages else None  # fetches while the engine runs
-                if in_flight is not None and not self._finish(in_flight) and batch is not None:
-                    self._rewind_to_start(batch, rewound=in_flight)  # this one comes again after the earlier one
-                    batch = None
+                if in_flight is not None and not self._finish(in_flight):
+                    rewound = _partitions(in_flight.messages)
+                    if batch is not None:
+                        self._rewind_to_start(batch, rewound=in_flight)  # this one comes again after the earlier one
+                        rewound |= _partitions(batch.messages)
+                        batch = None
+                    self._held = [m for m in self._held if not _partitions([m]) & rewound]  # they come again
                 if batch is not None and batch.prepared:
                     batch.engine = engine_thread.submit(self.handler.recognize, batch.prepared)
                 in_flight = batch
@@ -154,13 +164,19 @@ class InferenceWorker:
         try:
             while not future.done():
                 message = self.consumer.poll(0.05)
-                if message is not None and message.error() is None:  # from a partition assigned meanwhile
-                    where = TopicPartition(message.topic() or "", message.partition() or 0)
-                    self.consumer.seek(TopicPartition(where.topic, where.partition, message.offset() or 0))
-                    self.consumer.pause([where])
+                if message is not None and message.error() is None:  # fetched before the pause, or newly assigned
+                    # kept for the next batch: seeking back to it instead lost it (resume restarts a
+                    # partition from the position after the last message handed over)
+                    self._held.append(message)
+                    self.consumer.pause([TopicPartition(message.topic() or "", message.partition() or 0)])
         finally:
             self.consumer.resume(self.consumer.assignment())
         return future.result()
+
+    def _drop_held(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """A revoked partition's held messages go with it: its next owner reads them again."""
+        gone = {(tp.topic, tp.partition) for tp in partitions}
+        self._held = [m for m in self._held if not _partitions([m]) & gone]
 
     def _rewind_to_start(self, batch: _Batch, *, rewound: _Batch) -> None:
         """Seek back to ``batch``'s first offsets, except where ``rewound`` already sought further back."""
@@ -173,3 +189,7 @@ class InferenceWorker:
         for (topic, partition), offset in first.items():
             if (topic, partition) in assigned:
                 self.consumer.seek(TopicPartition(topic, partition, offset))
+
+
+def _partitions(messages: list[Message]) -> set[tuple[str, int]]:
+    return {(m.topic() or "", m.partition() or 0) for m in messages}

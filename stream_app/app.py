@@ -13,7 +13,9 @@ The table is changelog-backed (recovered on restart); values are JSON, no pickle
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -43,12 +45,17 @@ def build_app(settings: Settings, *, model_version: str, router: ImageRouter | N
         raise PartitionLayoutError(
             f"the stream app keeps one orders table for {topics.submitted} and {topics.results}: they need the "
             f"same partition count ({partitions} vs {topics.results_partitions})")
+    datadir = Path(tempfile.gettempdir()) / "billstream-faust"
+    datadir.mkdir(exist_ok=True)  # Faust makes only the last level
     app = faust.App(
         stream.app_id, broker=[f"kafka://{s.strip()}" for s in settings.kafka.bootstrap_servers.split(",")],
         store="memory://", web_host=stream.web_host, web_bind=stream.web_host, web_port=stream.web_port,
         topic_partitions=partitions, topic_replication_factor=topics.replication_factor,
         processing_guarantee=stream.processing_guarantee, consumer_auto_offset_reset="earliest",
         web_in_thread=False, table_standby_replicas=0,
+        # the tables are in memory (restored from their changelogs); Faust still makes its
+        # data directory, so keep it out of the working directory
+        datadir=str(datadir / stream.app_id),
         key_serializer="raw", value_serializer="json",  # tables: JSON values, never the pickle codec
     )
 
