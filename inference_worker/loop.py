@@ -102,7 +102,7 @@ class InferenceWorker:
                         self._rewind_to_start(batch, rewound=in_flight)  # this one comes again after the earlier one
                         rewound |= _partitions(batch.messages)
                         batch = None
-                    self._held = [m for m in self._held if not _partitions([m]) & rewound]  # they come again
+                    self._held = [m for m in self._held if _where(m) not in rewound]  # they come again
                 if batch is not None and batch.prepared:
                     batch.engine = engine_thread.submit(self.handler.recognize, batch.prepared)
                 in_flight = batch
@@ -176,20 +176,23 @@ class InferenceWorker:
     def _drop_held(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """A revoked partition's held messages go with it: its next owner reads them again."""
         gone = {(tp.topic, tp.partition) for tp in partitions}
-        self._held = [m for m in self._held if not _partitions([m]) & gone]
+        self._held = [m for m in self._held if _where(m) not in gone]
 
     def _rewind_to_start(self, batch: _Batch, *, rewound: _Batch) -> None:
         """Seek back to ``batch``'s first offsets, except where ``rewound`` already sought further back."""
-        done = {(m.topic(), m.partition()) for m in rewound.messages}
-        assigned = {(tp.topic, tp.partition) for tp in self.consumer.assignment()} - done
+        assigned = {(tp.topic, tp.partition) for tp in self.consumer.assignment()} - _partitions(rewound.messages)
         first: dict[tuple[str, int], int] = {}
         for message in batch.messages:
-            key = (message.topic() or "", message.partition() or 0)
+            key = _where(message)
             first[key] = min(first.get(key, message.offset() or 0), message.offset() or 0)
         for (topic, partition), offset in first.items():
             if (topic, partition) in assigned:
                 self.consumer.seek(TopicPartition(topic, partition, offset))
 
 
+def _where(message: Message) -> tuple[str, int]:
+    return message.topic() or "", message.partition() or 0
+
+
 def _partitions(messages: list[Message]) -> set[tuple[str, int]]:
-    return {(m.topic() or "", m.partition() or 0) for m in messages}
+    return {_where(m) for m in messages}
