@@ -21,11 +21,12 @@ from pathlib import Path
 from confluent_kafka import TopicPartition
 
 from bench.machine import describe
+from billstream_core.errors import DecodeError
 from billstream_core.kafka import ensure_topics, make_consumer
 from billstream_core.serde import codec
 from billstream_core.settings import Settings, load_settings, settings_env
 from infra.components import ComponentProcesses, wait_ready
-from stream_app.router import router_topics
+from stream_app.router import KIND, RESULT, router_topics
 from producers.samples import sample_bills
 from producers.submit import BillSubmitter
 
@@ -96,10 +97,12 @@ def record_times(settings: Settings, topic: str, orders: set[str]) -> dict[str, 
             if message is None or message.error() is not None:
                 continue
             idle_until = time.monotonic() + 5
+            if dict(message.headers() or []).get(KIND) == RESULT:  # the by-image topic also carries results
+                continue
             try:
                 order = decoder.decode(message.value() or b"")["order_number"]
-            except Exception:  # noqa: BLE001 - results and other kinds share the by-image topic
-                continue
+            except DecodeError:
+                continue  # not a submission this run made
             if order in orders:
                 found[order] = message.timestamp()[1]
     finally:
