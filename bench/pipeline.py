@@ -111,19 +111,25 @@ def record_times(settings: Settings, topic: str, orders: set[str]) -> dict[str, 
 
 
 def cache_hops(settings: Settings, started_ms: dict[str, float], seen_ms: dict[str, tuple[float, int]]) -> dict[str, float]:
-    """Median ms of each step of a cache hit: the client's submit call (upload + produce), the
-    router's repartition hop, its answering hop, and the commit until a reader sees it."""
+    """Median ms of each step of a cache hit: the client's submit call (upload + produce), then
+    either the router's first hop answering it, or its repartition hop and its answering hop
+    (a repeat the first hop did not know yet), and the commit until a reader sees it."""
     orders = set(started_ms)
     submitted = record_times(settings, settings.topics.submitted, orders)
-    by_image = record_times(settings, router_topics(settings)[0].name, orders)
-    steps: dict[str, list[float]] = {"submit_call_ms": [], "repartition_ms": [], "answer_ms": [], "visible_ms": []}
-    for order in orders & submitted.keys() & by_image.keys() & seen_ms.keys():
+    by_image = record_times(settings, router_topics(settings).by_image.name, orders)
+    steps: dict[str, list[float]] = {"submit_call_ms": [], "first_hop_ms": [], "repartition_ms": [], "answer_ms": [],
+                                     "visible_ms": []}
+    for order in orders & submitted.keys() & seen_ms.keys():
         seen_wall, result_ms = seen_ms[order]
         steps["submit_call_ms"].append(submitted[order] - started_ms[order])
-        steps["repartition_ms"].append(by_image[order] - submitted[order])
-        steps["answer_ms"].append(result_ms - by_image[order])
+        if order in by_image:
+            steps["repartition_ms"].append(by_image[order] - submitted[order])
+            steps["answer_ms"].append(result_ms - by_image[order])
+        else:
+            steps["first_hop_ms"].append(result_ms - submitted[order])
         steps["visible_ms"].append(seen_wall - result_ms)
-    return {name: percentile(values, 0.5) for name, values in steps.items() if values}
+    out = {name: percentile(values, 0.5) for name, values in steps.items() if values}
+    return out | {"first_hop_share": len(steps["first_hop_ms"]) / max(1, len(steps["visible_ms"]))}
 
 
 def engine_figures(images: list[bytes], cores: int, settings: Settings) -> dict[str, float]:
@@ -231,7 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, row in rows.items():
         hops = [(k.removeprefix("cache_"), v) for k, v in row.items() if k.startswith("cache_") and k.endswith("_ms")]
         if hops:
-            print(f"{name}: cache hit, median ms per step: " + ", ".join(f"{k} {v:.0f}" for k, v in hops))
+            print(f"{name}: cache hit, median ms per step: " + ", ".join(f"{k} {v:.0f}" for k, v in hops)
+                  + f" ({row.get('cache_first_hop_share', 0):.0%} answered in the first hop)")
     for name, row in rows.items():
         if "p99_s" in row:
             print(f"{name}: p99 at {row['offered_per_s']:.2f} bills/s offered (half its capacity) = "

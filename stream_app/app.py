@@ -109,7 +109,7 @@ def build_app(settings: Settings, *, model_version: str, router: ImageRouter | N
 
     @app.page("/stats")
     async def get_stats(web: Any, request: Any) -> Any:
-        routing = dict(router.stats) if router is not None else {}
+        routing = dict(router.stats) | {"recognised_images": len(router.recognised)} if router is not None else {}
         return web.json(routing | {"model_version": model_version, "time": time.time()})
 
     return app

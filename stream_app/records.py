@@ -37,3 +37,24 @@ def add_waiter(entry: dict[str, Any], order_number: str, event: bytes) -> bool:
 
 def waiter_event(waiter: dict[str, str]) -> bytes:
     return base64.b64decode(waiter["event"])
+
+
+
+def first_hop(known: dict[str, Any] | None, sha256: str, model_version: str, recognised: bool) -> str:
+    """What the first hop does with a submission: ``"answer"`` it from cache, ``"forward"`` it
+    to the image-keyed hop, or ``"drop"`` it as a repeat of an order already answered.
+
+    ``known`` is what this hop remembers of the order number: the images it came with (None:
+    never seen). An (order, image) pair the image hop has seen goes back there whatever the
+    cache holds, since that hop keeps the pair's dedupe (answered orders, waiters); answering
+    it here could give the order a second result.
+    """
+    seen = (known or {}).get(sha256)
+    if seen is not None and seen["model_version"] == model_version:
+        return "drop" if seen["answered"] else "forward"
+    return "answer" if recognised else "forward"
+
+
+def remember_order(known: dict[str, Any] | None, sha256: str, model_version: str, *, answered: bool) -> dict[str, Any]:
+    """``known`` with this image added (a new dict: the original may be the committed state)."""
+    return dict(known or {}) | {sha256: {"model_version": model_version, "answered": answered}}

@@ -5,63 +5,78 @@ arrives during table recovery (faust-streaming#596, #216), which would lose an o
 everything on the delivery path runs here, on confluent-kafka transactions, and Faust only
 keeps the queryable orders table.
 
-  submitted ─┐                       ┌▶ work          (a new image: one inference)
-             ├─▶ by-image (sha256) ──┼▶ results       (a repeat: answered from cache)
-  results ───┘   (repartition)       └▶ images log    (the image index, compacted)
+  submitted ─┬─▶ results       (first hop: a repeat of a recognised image, answered at once)
+             └─▶ by-image (sha256) ──┬▶ work          (a new image: one inference)
+  results ──────▶ (repartition)      ├▶ results       (a repeat: answered from cache)
+                                     └▶ images log    (the image index, compacted)
 
-One consumer reads all three inputs; each poll's outputs, the image index updates and the
-input offsets commit in one transaction. Index updates are staged per batch and applied to
-memory only after the commit, so an aborted batch leaves no trace; a partition's index is
-rebuilt from its compacted changelog when the partition is assigned.
+One consumer reads all three inputs; each poll's outputs, the state updates and the input
+offsets commit in one transaction. The first hop reads submissions in their own
+(order-keyed) partition: it answers a repeat from a view of every recognised image (tailed
+from the images log) and remembers each order it saw in an orders log, so that an order
+number sent again is never answered twice. Everything else takes the image-keyed hop, which
+owns single flight. State updates are staged per batch and applied to memory only after the
+commit, so an aborted batch leaves no trace; a partition's state is rebuilt from its
+compacted changelog when the partition is assigned.
 """
 from __future__ import annotations
 
 import json
 import logging
 import threading
-import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
+from confluent_kafka import Consumer, Message, TopicPartition
 
 from billstream_core.errors import DecodeError, KafkaError
 from billstream_core.kafka import ReliableProducer, commit_consumed, make_consumer, take_available
 from billstream_core.serde import codec
 from billstream_core.settings import Settings, TopicSpec
 from stream_app import records
+from stream_app.changelogs import RecognisedImages, restore_partition
 
 log = logging.getLogger("billstream.router")
 
 KIND = "kind"
-RESTORE_TIMEOUT_S = 300.0
 SUBMITTED, RESULT = b"submitted", b"result"
 
 
-def router_topics(settings: Settings) -> tuple[TopicSpec, TopicSpec]:
-    """(repartition by image, image index changelog): co-partitioned with the submissions."""
+class RouterTopics(NamedTuple):
+    by_image: TopicSpec  # submissions and results repartitioned by image
+    images: TopicSpec  # image index changelog, partitioned like by_image
+    orders: TopicSpec  # first-hop orders changelog, partitioned like the submissions
+
+
+def router_topics(settings: Settings) -> RouterTopics:
+    """The router's own topics, all co-partitioned with the submissions."""
     app_id, partitions = settings.stream.app_id, settings.topics.submitted_partitions
-    return (TopicSpec(name=f"{app_id}-router-by-image", partitions=partitions),
-            TopicSpec(name=f"{app_id}-router-images-changelog", partitions=partitions, compacted=True))
+    return RouterTopics(TopicSpec(name=f"{app_id}-router-by-image", partitions=partitions),
+                        TopicSpec(name=f"{app_id}-router-images-changelog", partitions=partitions, compacted=True),
+                        TopicSpec(name=f"{app_id}-router-orders-changelog", partitions=partitions, compacted=True))
 
 
 class ImageRouter:
     def __init__(self, settings: Settings, *, model_version: str, instance_id: str) -> None:
         self.settings = settings
         self.model_version = model_version
-        by_image, changelog = router_topics(settings)
-        self.by_image, self.changelog = by_image.name, changelog.name
+        topics = router_topics(settings)
+        self.by_image, self.changelog, self.orders_log = topics.by_image.name, topics.images.name, topics.orders.name
         self.inputs = [settings.topics.submitted, settings.topics.results, self.by_image]
         self.consumer = make_consumer(settings.kafka, f"{settings.stream.app_id}-router", read_committed=True, extra={
             "group.instance.id": f"router-{instance_id}", "session.timeout.ms": 15_000,
         })
         self.producer = ReliableProducer(settings.kafka, transactional_id=f"{settings.stream.app_id}-router-{instance_id}")
         self.index: dict[int, dict[str, dict[str, Any]]] = {}  # by-image partition → sha256 → entry
-        self.stats = {"routed_new": 0, "answered_from_cache": 0, "waiting": 0, "settled": 0, "aborts": 0}
+        self.orders: dict[int, dict[str, dict[str, Any]]] = {}  # submitted partition → order → images seen
+        self.recognised = RecognisedImages(settings, self.changelog, model_version=model_version)
+        self.stats = {"routed_new": 0, "answered_from_cache": 0, "answered_first_hop": 0, "dropped_repeats": 0,
+                      "waiting": 0, "settled": 0, "aborts": 0}
         self.ready = threading.Event()
         self._stop = threading.Event()
         self._submitted, self._result = codec("BillSubmitted"), codec("BillResult")
         self._staged: dict[tuple[int, str], dict[str, Any] | None] = {}
+        self._staged_orders: dict[tuple[int, str], dict[str, Any]] = {}
         self._outputs: list[tuple[str, bytes, bytes | None, dict[str, str | bytes | None] | None]] = []
 
     def stop(self) -> None:
@@ -72,11 +87,14 @@ class ImageRouter:
     def run(self, on_fatal: Callable[[BaseException], None] | None = None) -> None:
         try:
             self.producer.raw.init_transactions(30)  # fences an earlier incarnation, aborts its open transaction
+            self.recognised.start()
             self.consumer.subscribe(self.inputs, on_assign=self._on_assign, on_revoke=self._on_revoke,
                                     on_lost=self._on_revoke)
             while not self._stop.is_set():
                 messages = take_available(self.consumer, 500, 0.2)
-                if self.consumer.assignment():
+                if self.recognised.error is not None:
+                    raise KafkaError(f"the recognised-images view failed: {self.recognised.error}")
+                if self.consumer.assignment() and self.recognised.ready.is_set():
                     self.ready.set()
                 if messages:
                     self._process(messages)
@@ -87,63 +105,38 @@ class ImageRouter:
             raise
         finally:
             self.ready.clear()
+            self.recognised.stop()
             self.consumer.close()
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        mine = [tp for tp in partitions if tp.topic == self.by_image]
-        if mine:
+        stateful = [tp for tp in partitions if tp.topic in (self.by_image, self.settings.topics.submitted)]
+        if stateful:
             # committed offsets first: read_committed waits for a previous owner's open transaction
-            consumer.committed(mine, timeout=60)
-            for tp in mine:
-                self.index[tp.partition] = self._restore(tp.partition)
+            consumer.committed(stateful, timeout=60)
+            for tp in stateful:
+                if tp.topic == self.by_image:
+                    self.index[tp.partition] = restore_partition(self.settings, self.changelog, tp.partition)
+                else:
+                    self.orders[tp.partition] = restore_partition(self.settings, self.orders_log, tp.partition)
         consumer.incremental_assign(partitions)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
             if tp.topic == self.by_image:
                 self.index.pop(tp.partition, None)
+            elif tp.topic == self.settings.topics.submitted:
+                self.orders.pop(tp.partition, None)
         consumer.incremental_unassign(partitions)
-
-    def _restore(self, partition: int) -> dict[str, dict[str, Any]]:
-        """The image index of one partition, read from its compacted changelog up to its end."""
-        reader = make_consumer(self.settings.kafka, f"{self.settings.stream.app_id}-router-restore", read_committed=True)
-        entries: dict[str, dict[str, Any]] = {}
-        try:
-            tp = TopicPartition(self.changelog, partition)
-            low, high = reader.get_watermark_offsets(tp, timeout=30)
-            if high <= low:
-                return entries
-            reader.assign([TopicPartition(self.changelog, partition, OFFSET_BEGINNING)])
-            deadline = time.monotonic() + RESTORE_TIMEOUT_S
-            while True:
-                if time.monotonic() > deadline:
-                    raise KafkaError(f"restoring {self.changelog}[{partition}] did not reach offset {high} "
-                                     f"within {RESTORE_TIMEOUT_S:.0f}s")
-                message = reader.poll(1.0)
-                if message is not None and message.error() is None:
-                    key = (message.key() or b"").decode()
-                    value = message.value()
-                    if value is None:
-                        entries.pop(key, None)
-                    else:
-                        entries[key] = json.loads(value)
-                position = reader.position([tp])[0].offset
-                if position >= high:
-                    break
-        finally:
-            reader.close()
-        log.info("image index partition %d restored: %d images", partition, len(entries))
-        return entries
 
     # -- one batch ------------------------------------------------------------------------
 
     def _process(self, messages: list[Message]) -> None:
-        self._staged, self._outputs = {}, []
+        self._staged, self._staged_orders, self._outputs = {}, {}, []
         counts = dict.fromkeys(self.stats, 0)
         for message in messages:
             topic = message.topic()
             if topic == self.settings.topics.submitted:
-                self._repartition_submission(message)
+                self._first_hop(message, counts)
             elif topic == self.settings.topics.results:
                 self._repartition_result(message)
             else:
@@ -155,6 +148,9 @@ class ImageRouter:
             for (partition, sha), entry in self._staged.items():
                 payload = None if entry is None else json.dumps(entry, separators=(",", ":")).encode()
                 self.producer.produce(self.changelog, payload, key=sha.encode(), partition=partition)
+            for (partition, order), known in self._staged_orders.items():
+                self.producer.produce(self.orders_log, json.dumps(known, separators=(",", ":")).encode(),
+                                      key=order.encode(), partition=partition)
 
         if not commit_consumed(self.producer, self.consumer, messages, produce, owner="router"):
             self.stats["aborts"] += 1
@@ -164,20 +160,36 @@ class ImageRouter:
                 self.index.get(partition, {}).pop(sha, None)
             else:
                 self.index.setdefault(partition, {})[sha] = entry
+        for (partition, order), known in self._staged_orders.items():
+            self.orders.setdefault(partition, {})[order] = known
         for name, count in counts.items():
             self.stats[name] += count
 
     def _emit(self, topic: str, value: bytes, key: bytes | None, headers: dict[str, str | bytes | None] | None = None) -> None:
         self._outputs.append((topic, value, key, headers))
 
-    def _repartition_submission(self, message: Message) -> None:
+    def _first_hop(self, message: Message, counts: dict[str, int]) -> None:
+        """Answer a repeat of a recognised image here; send the rest on to the image's partition."""
         value = message.value() or b""
         try:
-            sha = self._submitted.decode(value)["image"]["sha256"]
+            event = self._submitted.decode(value)
         except DecodeError:
             self._emit(self.settings.topics.work, value, message.key())  # the worker dead-letters it, answers FAILED
             return
-        self._emit(self.by_image, value, sha.encode(), {KIND: SUBMITTED})
+        partition, order, sha = message.partition() or 0, event["order_number"], event["image"]["sha256"]
+        known = self._staged_orders.get((partition, order), self.orders.get(partition, {}).get(order))
+        cached = self.recognised.get(sha)
+        action = records.first_hop(known, sha, self.model_version, cached is not None)
+        if action == "drop":
+            counts["dropped_repeats"] += 1
+            return
+        if action == "answer" and cached is not None:
+            self._answer(cached, order, event.get("submitted_at_ms"), counts)
+            counts["answered_first_hop"] += 1
+        else:
+            self._emit(self.by_image, value, sha.encode(), {KIND: SUBMITTED})
+        self._staged_orders[(partition, order)] = records.remember_order(known, sha, self.model_version,
+                                                                         answered=action == "answer")
 
     def _repartition_result(self, message: Message) -> None:
         value = message.value() or b""

@@ -103,6 +103,39 @@ def test_cache_single_flight_and_http_view_survive_a_restart(services: Settings,
         stop_all(stream, worker)
 
 
+def stats(settings: Settings) -> dict:
+    with urllib.request.urlopen(f"{settings.stream.url}/stats", timeout=5) as response:
+        return json.loads(response.read())
+
+
+def test_a_repeat_is_answered_in_the_first_hop_and_an_order_number_sent_again_gets_no_second_result(
+        services: Settings, tmp_path: Path) -> None:
+    settings = isolated_settings(services)
+    stream = ServiceProcess(settings, "stream", tmp_path, ["stream-app"])
+    worker = WorkerProcess(settings, "w-first-hop", tmp_path)
+    submitter = BillSubmitter(settings)
+    try:
+        wait_http(settings)
+        image = render_bill(["FIRST HOP", "TOTAL 3.30"])
+        first = submitter.submit(image).order_number
+        collect_results(settings, {first}, timeout=120, settle=0.5)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and stats(settings)["recognised_images"] < 1:
+            time.sleep(0.2)  # the image hop marks the image recognised just after the result lands
+        repeat = submitter.submit(image).order_number
+        collect_results(settings, {repeat}, timeout=60, settle=0.5)
+        submitter.submit(image, order_number=repeat)  # a client retrying an order answered from cache
+        submitter.submit(image, order_number=first)  # and one that was recognised
+        found = collect_results(settings, {first, repeat}, timeout=60, settle=5)
+        counters = stats(settings)
+    finally:
+        stop_all(stream, worker)
+    assert {o: len(found[o]) for o in (first, repeat)} == {first: 1, repeat: 1}
+    assert found[repeat][0]["cached"] is True and found[repeat][0]["page_text"] == found[first][0]["page_text"]
+    assert counters["answered_first_hop"] == 1 and counters["routed_new"] == 1, counters
+    assert counters["dropped_repeats"] == 1, counters  # the retried repeat; the first order's retry went to the image hop
+
+
 def test_stream_app_kill_9_and_restart_answers_every_order_once(services: Settings, tmp_path: Path) -> None:
     settings = isolated_settings(services)
     stream = ServiceProcess(settings, "stream", tmp_path, ["stream-app"])

@@ -27,3 +27,25 @@ def test_waiters_are_added_once_and_never_the_lead() -> None:
     assert not records.add_waiter(entry, "LEAD", b"x")
     assert [w["order"] for w in entry["waiters"]] == ["W1"]
     assert records.waiter_event(entry["waiters"][0]) == b"event-bytes"
+
+
+def test_first_hop_answers_a_new_order_for_a_recognised_image_and_drops_its_repeat() -> None:
+    assert records.first_hop(None, "S", "v1", recognised=True) == "answer"
+    known = records.remember_order(None, "S", "v1", answered=True)
+    assert records.first_hop(known, "S", "v1", recognised=True) == "drop"  # the same order sent again
+
+
+def test_first_hop_forwards_what_the_image_hop_has_seen_or_must_decide() -> None:
+    assert records.first_hop(None, "S", "v1", recognised=False) == "forward"  # new or in-flight image
+    forwarded = records.remember_order(None, "S", "v1", answered=False)
+    # the image hop keeps this pair's dedupe: answering here could answer the order twice
+    assert records.first_hop(forwarded, "S", "v1", recognised=True) == "forward"
+    # the same order number with another image, or the same image under a newer model
+    assert records.first_hop(forwarded, "OTHER", "v1", recognised=True) == "answer"
+    assert records.first_hop(records.remember_order(None, "S", "v0", answered=True), "S", "v1", recognised=False) == "forward"
+
+
+def test_remember_order_keeps_every_image_and_leaves_the_original_alone() -> None:
+    first = records.remember_order(None, "S1", "v1", answered=False)
+    both = records.remember_order(first, "S2", "v1", answered=True)
+    assert set(first) == {"S1"} and set(both) == {"S1", "S2"} and both["S2"]["answered"] is True

@@ -1,0 +1,142 @@
+"""The router's state, kept in compacted changelog topics: read back one partition at a time
+(when the router is assigned it) or tailed whole (the view of recognised images).
+
+Values are JSON objects keyed by a string (an image's sha256, an order number); a tombstone
+removes a key. Everything here reads with ``read_committed``: the router writes its
+changelogs in the same transactions as its outputs, so an aborted batch leaves no entry.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
+
+from billstream_core.errors import KafkaError
+from billstream_core.kafka import make_consumer, take_available
+from billstream_core.settings import Settings
+from stream_app import records
+
+log = logging.getLogger("billstream.router")
+
+RESTORE_TIMEOUT_S = 300.0
+METADATA_TIMEOUT_S = 60.0
+
+
+def watermarks(reader: Consumer, topic: str, partition: int) -> tuple[int, int]:
+    """(low, high) offsets, retried while a just-created topic has no leader yet."""
+    deadline = time.monotonic() + METADATA_TIMEOUT_S
+    while True:
+        try:
+            low, high = reader.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            return int(low), int(high)
+        except KafkaException as exc:
+            if time.monotonic() > deadline:  # e.g. NOT_LEADER_FOR_PARTITION, not flagged retriable
+                raise KafkaError(f"cannot read the offsets of {topic}[{partition}]: {exc}") from exc
+            time.sleep(0.5)
+
+
+def _entry(message: Message) -> tuple[str, dict[str, Any] | None]:
+    value = message.value()
+    return (message.key() or b"").decode(), None if value is None else json.loads(value)
+
+
+def restore_partition(settings: Settings, topic: str, partition: int) -> dict[str, dict[str, Any]]:
+    """One partition of a changelog, read from its start up to its end as of now."""
+    reader = make_consumer(settings.kafka, f"{settings.stream.app_id}-router-restore", read_committed=True)
+    entries: dict[str, dict[str, Any]] = {}
+    try:
+        tp = TopicPartition(topic, partition)
+        low, high = watermarks(reader, topic, partition)
+        if high <= low:
+            return entries
+        reader.assign([TopicPartition(topic, partition, OFFSET_BEGINNING)])
+        deadline = time.monotonic() + RESTORE_TIMEOUT_S
+        while True:
+            if time.monotonic() > deadline:
+                raise KafkaError(f"restoring {topic}[{partition}] did not reach offset {high} "
+                                 f"within {RESTORE_TIMEOUT_S:.0f}s")
+            message = reader.poll(1.0)
+            if message is not None and message.error() is None:
+                key, entry = _entry(message)
+                if entry is None:
+                    entries.pop(key, None)
+                else:
+                    entries[key] = entry
+            if reader.position([tp])[0].offset >= high:
+                break
+    finally:
+        reader.close()
+    log.info("%s partition %d restored: %d entries", topic, partition, len(entries))
+    return entries
+
+
+class RecognisedImages:
+    """Every partition's recognised images (sha256 → result), tailed from the image index
+    changelog on a thread of its own.
+
+    It lets the router answer a repeat in the first hop, from the submission's own
+    partition, instead of repartitioning it by image first. It may lag the index by a
+    moment: a repeat it does not know yet takes the repartition hop, where the
+    authoritative index answers it, so a lag costs latency, never correctness.
+    """
+
+    def __init__(self, settings: Settings, topic: str, *, model_version: str) -> None:
+        self.settings, self.topic, self.model_version = settings, topic, model_version
+        self.ready = threading.Event()  # caught up with the changelog as it was at start
+        self._results: dict[str, dict[str, Any]] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def get(self, sha256: str) -> dict[str, Any] | None:
+        """The result recognised for this image by this model version, when reusable."""
+        return self._results.get(sha256)
+
+    def __len__(self) -> int:
+        return len(self._results)
+
+    @property
+    def error(self) -> BaseException | None:
+        return self._error
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="recognised-images", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def apply(self, sha256: str, entry: dict[str, Any] | None) -> None:
+        """One changelog record: keeps finished, reusable results of this model version only."""
+        if entry is not None and entry.get("state") == "done" and entry.get("model_version") == self.model_version \
+                and entry.get("result") is not None and records.cacheable(entry["result"]):
+            self._results[sha256] = entry["result"]
+        else:
+            self._results.pop(sha256, None)
+
+    def _run(self) -> None:
+        reader = make_consumer(self.settings.kafka, f"{self.settings.stream.app_id}-images-view", read_committed=True)
+        try:
+            partitions = reader.list_topics(self.topic, timeout=30).topics[self.topic].partitions
+            marks = {p: watermarks(reader, self.topic, p) for p in partitions}
+            ends = {p: high for p, (low, high) in marks.items() if high > low}  # the partitions with records to read
+            reader.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in partitions])
+            while not self._stop.is_set():
+                for message in take_available(reader, 500, 0.1):
+                    self.apply(*_entry(message))
+                if not self.ready.is_set():
+                    positions = reader.position([TopicPartition(self.topic, p) for p in ends])
+                    if all(tp.offset >= ends[tp.partition] for tp in positions):
+                        self.ready.set()
+                        log.info("recognised images view ready: %d images", len(self._results))
+        except BaseException as exc:  # noqa: BLE001 - the router reports it and stops the process
+            self._error = exc
+            log.error("recognised images view stopped: %s", exc)
+        finally:
+            reader.close()
