@@ -22,7 +22,7 @@ from confluent_kafka import TopicPartition
 
 from bench.machine import describe
 from billstream_core.errors import DecodeError
-from billstream_core.kafka import ensure_topics, make_consumer
+from billstream_core.kafka import ensure_topics, make_admin, make_consumer
 from billstream_core.serde import codec
 from billstream_core.settings import Settings, load_settings, settings_env
 from infra.components import ComponentProcesses, wait_ready
@@ -36,11 +36,11 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-def isolated(base: Settings, cores: int, workers: int) -> tuple[Settings, dict[str, str]]:
+def isolated(base: Settings, cores: int, workers: int, threads: int | None = None) -> tuple[Settings, dict[str, str]]:
     tag = uuid.uuid4().hex[:8]
     topics = {"submitted": f"bench-{tag}.submitted", "work": f"bench-{tag}.work", "results": f"bench-{tag}.results",
               "dead_letter": f"bench-{tag}.dlq"}
-    threads = max(1, cores // workers)
+    threads = threads or max(1, cores // workers)
     settings = load_settings(topics=topics, stream={"app_id": f"bench-stream-{tag}", "web_port": 16100 + os.getpid() % 800},
                              worker={"group_id": f"bench-workers-{tag}", "threads": threads, "max_batch": 8,
                                      "max_wait_ms": 50})
@@ -132,8 +132,38 @@ def cache_hops(settings: Settings, started_ms: dict[str, float], seen_ms: dict[s
     return out | {"first_hop_share": len(steps["first_hop_ms"]) / max(1, len(steps["visible_ms"]))}
 
 
-def engine_figures(images: list[bytes], cores: int, settings: Settings) -> dict[str, float]:
-    """The bare engine as a worker would run it (same backend, device and decoder)."""
+def wait_for_group(settings: Settings, members: int, timeout: float) -> None:
+    """Until the worker group is stable with ``members`` members, each holding partitions, so
+    that no run starts while one worker does all the work (the others still joining)."""
+    admin = make_admin(settings.kafka)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        group = admin.describe_consumer_groups([settings.worker.group_id])[settings.worker.group_id].result(10)
+        holding = [m for m in group.members if m.assignment and m.assignment.topic_partitions]
+        if str(group.state).endswith("STABLE") and len(group.members) == members == len(holding):
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"the worker group did not settle with {members} members within {timeout:.0f}s")
+
+
+def new_bill_steps(settings: Settings, orders: set[str], seen_ms: dict[str, tuple[float, int]]) -> dict[str, float]:
+    """Median ms of each step of a new bill at half load, by the records' Kafka timestamps:
+    the router (submitted → work: two committed hops), the worker (work → its result:
+    queueing, fetch, decode, engine) and the commit until a reader sees it."""
+    submitted = record_times(settings, settings.topics.submitted, orders)
+    work = record_times(settings, settings.topics.work, orders)
+    steps: dict[str, list[float]] = {"router_ms": [], "worker_ms": [], "visible_ms": []}
+    for order in orders & submitted.keys() & work.keys() & seen_ms.keys():
+        seen_wall, result_ms = seen_ms[order]
+        steps["router_ms"].append(work[order] - submitted[order])
+        steps["worker_ms"].append(result_ms - work[order])
+        steps["visible_ms"].append(seen_wall - result_ms)
+    return {name: percentile(values, 0.5) for name, values in steps.items() if values}
+
+
+def engine_figures(images: list[bytes], singles_on: list[bytes], cores: int, settings: Settings) -> dict[str, float]:
+    """The bare engine as a worker would run it (same backend, device and decoder): bills/s in
+    batches of 8 over ``images``, and single-bill latency over ``singles_on`` (the half-load bills)."""
     import torch
 
     from models.engine.predictor import OcrEngine, serving_options
@@ -144,7 +174,7 @@ def engine_figures(images: list[bytes], cores: int, settings: Settings) -> dict[
     engine = OcrEngine.load(options=serving_options(worker.backend, worker.device, cores, worker.decoder))
     engine.read_image_bytes(images[0])
     singles = []
-    for image in images:
+    for image in singles_on:
         started = time.perf_counter()
         engine.read_image_bytes(image)
         singles.append(time.perf_counter() - started)
@@ -155,8 +185,11 @@ def engine_figures(images: list[bytes], cores: int, settings: Settings) -> dict[
     return {"bills_per_s": batch_rate, "single_p50_s": percentile(singles, 0.5), "single_p99_s": percentile(singles, 0.99)}
 
 
-def pipeline_run(base: Settings, images: list[bytes], cores: int, workers: int, log_dir: Path) -> dict[str, float]:
-    settings, env = isolated(base, cores, workers)
+def pipeline_run(base: Settings, images: list[bytes], fresh: list[bytes], cores: int, workers: int, log_dir: Path,
+                 threads: int | None = None) -> dict[str, float]:
+    """Throughput over ``images``, then latency at half that rate over ``fresh``, then each of
+    ``fresh`` again as a cache hit; every run has its own topics and stream app (cold cache)."""
+    settings, env = isolated(base, cores, workers, threads)
     children = ComponentProcesses(log_dir / f"{workers}-workers", env=env)
     watcher = ResultWatcher(settings)
     out: dict[str, float] = {}
@@ -165,6 +198,7 @@ def pipeline_run(base: Settings, images: list[bytes], cores: int, workers: int, 
         for n in range(workers):
             children.start(f"worker-{n}", "worker", "--instance-id", f"bench-{n}-{uuid.uuid4().hex[:6]}")
         wait_ready(settings.stream.url, children, 120)
+        wait_for_group(settings, workers, 120)
         submitter = BillSubmitter(settings, source="bench")
         warm = submitter.submit(sample_bills(1, run=999_999)[0]).order_number  # load the models
         watcher.wait({warm}, 300)
@@ -174,7 +208,6 @@ def pipeline_run(base: Settings, images: list[bytes], cores: int, workers: int, 
         watcher.wait(orders, 600)
         out["bills_per_s"] = len(images) / (max(watcher.seen[o] for o in orders) - started)
         half_load = out["bills_per_s"] / 2
-        fresh = sample_bills(len(images), run=int(time.time()) % 100000 + 1)
         submit_times: dict[str, float] = {}
         interval = 1.0 / half_load
         next_at = time.monotonic()
@@ -187,9 +220,10 @@ def pipeline_run(base: Settings, images: list[bytes], cores: int, workers: int, 
         latencies = [watcher.seen[o] - t for o, t in submit_times.items()]
         out |= {"offered_per_s": half_load, "p50_s": percentile(latencies, 0.5), "p95_s": percentile(latencies, 0.95),
                 "p99_s": percentile(latencies, 0.99)}
+        out |= {f"new_{k}": v for k, v in new_bill_steps(settings, set(submit_times), watcher.seen_ms).items()}
         cache_times: dict[str, float] = {}
         cache_wall: dict[str, float] = {}
-        for image in fresh[:20]:  # repeats: answered by the stream app from its table
+        for image in fresh:  # repeats: answered by the stream app from its table
             t0, wall = time.monotonic(), time.time() * 1000
             order = submitter.submit(image).order_number
             cache_times[order], cache_wall[order] = t0, wall
@@ -208,24 +242,28 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bills", type=int, default=40)
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 2, help="cores shared by the workers")
+    parser.add_argument("--threads-per-worker", type=int, default=None,
+                        help="engine threads of each worker (default: the cores divided among the workers)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     base = load_settings()
-    images = sample_bills(args.bills, run=int(time.time()) % 100000)
+    seed = int(time.time()) % 100000
+    images, fresh = sample_bills(args.bills, run=seed), sample_bills(args.bills, run=seed + 1)  # the same for every row
     log_dir = base.infra.resolved_state_dir / "logs" / "bench"
     print("measuring the bare engine…", file=sys.stderr, flush=True)
-    engine = engine_figures(images, args.cores, base)
+    engine = engine_figures(images, fresh, args.cores, base)
     rows = {"engine": engine}
     for workers in (1, 2):
         print(f"measuring the pipeline with {workers} worker(s)…", file=sys.stderr, flush=True)
-        rows[f"pipeline, {workers} worker(s)"] = pipeline_run(
-            base, sample_bills(args.bills, run=int(time.time()) % 100000 + workers * 7), args.cores, workers, log_dir)
+        rows[f"pipeline, {workers} worker(s)"] = pipeline_run(base, images, fresh, args.cores, workers, log_dir,
+                                                              args.threads_per_worker)
     if args.json:
         print(json.dumps(rows))
         return 0
     print(describe())
     print(f"inputs: {args.bills} rendered sample bills per phase, backend {base.worker.backend}, decoder {base.worker.decoder}, "
-          f"{args.cores} cores shared by the workers; "
+          f"{args.cores} cores shared by the workers ("
+          f"{args.threads_per_worker or 'cores / workers'} engine threads each); "
           "latency = submit until the result is visible to a read_committed reader")
     print("| run | bills/s | vs engine | p50 s | p95 s | p99 s | cache p50 s | cache p99 s |")
     print("|---|---|---|---|---|---|---|---|")
@@ -236,6 +274,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"engine single-bill p99 {engine['single_p99_s']:.3f}s")
     for name, row in rows.items():
         hops = [(k.removeprefix("cache_"), v) for k, v in row.items() if k.startswith("cache_") and k.endswith("_ms")]
+        steps = [(k.removeprefix("new_"), v) for k, v in row.items() if k.startswith("new_")]
+        if steps:
+            print(f"{name}: new bill at half load, median ms per step: " + ", ".join(f"{k} {v:.0f}" for k, v in steps))
         if hops:
             print(f"{name}: cache hit, median ms per step: " + ", ".join(f"{k} {v:.0f}" for k, v in hops)
                   + f" ({row.get('cache_first_hop_share', 0):.0%} answered in the first hop)")

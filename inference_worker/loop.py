@@ -95,7 +95,10 @@ class InferenceWorker:
                 messages, self._held = ([], []) if self._stop.is_set() else (self._held[:limit], self._held[limit:])
                 room = limit - len(messages)
                 if room > 0 and not self._stop.is_set():
-                    messages += take_available(self.consumer, room, wait_s)
+                    if in_flight is not None and in_flight.engine is not None:
+                        messages += self._gather(in_flight.engine, room)
+                    else:
+                        messages += take_available(self.consumer, room, wait_s)
                 batch = self._start(messages) if messages else None  # fetches while the engine runs
                 if in_flight is not None and not self._finish(in_flight):
                     rewound = _partitions(in_flight.messages)
@@ -155,6 +158,14 @@ class InferenceWorker:
         self.stats.failed += sum(r["status"] == "FAILED" for r in outputs)
         self.stats.dead_letters += len(batch.dead)
         return True
+
+    def _gather(self, engine: Future[list[dict[str, Any]]], room: int) -> list[Message]:
+        """Up to ``room`` messages, polled while the engine runs, so that the next batch is
+        fetched and decoded before the engine is free; returns once it is full or the engine done."""
+        messages: list[Message] = []
+        while len(messages) < room and not engine.done() and not self._stop.is_set():
+            messages += take_available(self.consumer, room - len(messages), 0.02)
+        return messages
 
     def _wait(self, future: Future[list[dict[str, Any]]]) -> list[dict[str, Any]]:
         """The engine's results; meanwhile keep polling (liveness, rebalance callbacks), holding
