@@ -5,7 +5,7 @@ measured for it, and cache-hit latency.
 
 Needs the local stack (`billstream infra up`); uses its own topics and consumer groups.
 
-    python -m bench.pipeline [--bills 40] [--cores 2] [--json]
+    python -m bench.pipeline [--bills 40] [--cores 2] [--threads-per-worker N] [--json]
 """
 from __future__ import annotations
 
