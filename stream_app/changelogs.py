@@ -81,7 +81,8 @@ class RecognisedImages:
     It lets the router answer a repeat in the first hop, from the submission's own
     partition, instead of repartitioning it by image first. It may lag the index by a
     moment: a repeat it does not know yet takes the repartition hop, where the
-    authoritative index answers it, so a lag costs latency, never correctness.
+    authoritative index answers it, so a lag costs latency, never correctness. It holds
+    every recognised result in memory, as each partition's index already does for its part.
     """
 
     def __init__(self, settings: Settings, topic: str, *, model_version: str) -> None:

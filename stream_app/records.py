@@ -39,7 +39,6 @@ def waiter_event(waiter: dict[str, str]) -> bytes:
     return base64.b64decode(waiter["event"])
 
 
-
 def first_hop(known: dict[str, Any] | None, sha256: str, model_version: str, recognised: bool) -> str:
     """What the first hop does with a submission: ``"answer"`` it from cache, ``"forward"`` it
     to the image-keyed hop, or ``"drop"`` it as a repeat of an order already answered.
