@@ -53,11 +53,16 @@ def work_events(settings: Settings, timeout: float = 5) -> list[str]:
     return keys
 
 
-def test_cache_single_flight_and_http_view_survive_a_restart(services: Settings, tmp_path: Path) -> None:
+def stream_and_worker(services: Settings, tmp_path: Path, worker_id: str
+                      ) -> tuple[Settings, ServiceProcess, WorkerProcess, BillSubmitter]:
+    """Fresh topics, a stream app and one worker on them, and a submitter."""
     settings = isolated_settings(services)
-    stream = ServiceProcess(settings, "stream", tmp_path, ["stream-app"])
-    worker = WorkerProcess(settings, "w-stream", tmp_path)
-    submitter = BillSubmitter(settings)
+    return (settings, ServiceProcess(settings, "stream", tmp_path, ["stream-app"]),
+            WorkerProcess(settings, worker_id, tmp_path), BillSubmitter(settings))
+
+
+def test_cache_single_flight_and_http_view_survive_a_restart(services: Settings, tmp_path: Path) -> None:
+    settings, stream, worker, submitter = stream_and_worker(services, tmp_path, "w-stream")
     try:
         wait_http(settings)
         first_image = render_bill(["CACHE ME", "TOTAL 9.99"])
@@ -110,10 +115,7 @@ def stats(settings: Settings) -> dict:
 
 def test_a_repeat_is_answered_in_the_first_hop_and_an_order_number_sent_again_gets_no_second_result(
         services: Settings, tmp_path: Path) -> None:
-    settings = isolated_settings(services)
-    stream = ServiceProcess(settings, "stream", tmp_path, ["stream-app"])
-    worker = WorkerProcess(settings, "w-first-hop", tmp_path)
-    submitter = BillSubmitter(settings)
+    settings, stream, worker, submitter = stream_and_worker(services, tmp_path, "w-first-hop")
     try:
         wait_http(settings)
         image = render_bill(["FIRST HOP", "TOTAL 3.30"])
@@ -137,10 +139,7 @@ def test_a_repeat_is_answered_in_the_first_hop_and_an_order_number_sent_again_ge
 
 
 def test_stream_app_kill_9_and_restart_answers_every_order_once(services: Settings, tmp_path: Path) -> None:
-    settings = isolated_settings(services)
-    stream = ServiceProcess(settings, "stream", tmp_path, ["stream-app"])
-    worker = WorkerProcess(settings, "w-kill-stream", tmp_path)
-    submitter = BillSubmitter(settings)
+    settings, stream, worker, submitter = stream_and_worker(services, tmp_path, "w-kill-stream")
     try:
         wait_http(settings)
         images = [render_bill([f"KILL TEST {i}", f"TOTAL {i}.25"]) for i in range(10)]
