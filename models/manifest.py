@@ -1,6 +1,7 @@
 """The model manifest without torch: enough to name the model version (cache keys, results)."""
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -26,11 +27,18 @@ def read_manifest(path: Path = MANIFEST) -> dict[str, Any]:
 
 
 def model_version(manifest: dict[str, Any]) -> str:
-    """Detector, recognizer (and decoder LM) hashes: anything that changes the text is a new version."""
+    """Detector, recognizer (and decoder LM) hashes, then a hash of the settings that shape the
+    text (box post-processing, recognizer input, decoder): anything that changes the text is a
+    new version, so results cached under the old one are not served for it."""
     try:
         version = f"{manifest['detector']['sha256'][:8]}.{manifest['recognizer']['sha256'][:8]}"
         if "language_model" in manifest:
             version += f".{manifest['language_model']['sha256'][:8]}"
-        return version
+        settings = {"postprocess": manifest["detector"].get("postprocess", {}),
+                    "input": manifest["recognizer"].get("input", {}),
+                    "reread": {k: v for k, v in manifest["recognizer"].get("reread", {}).items()
+                               if k in ("below", "stretch")},
+                    "decoder": manifest.get("language_model", {}).get("decoder", {})}
+        return version + "." + hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:6]
     except KeyError as exc:
         raise WeightsError(f"model manifest lacks the {exc.args[0]} entry") from exc

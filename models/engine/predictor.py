@@ -16,8 +16,9 @@ import torch
 
 from billstream_core.settings import LimitSettings
 from models.detection.net import DetectorConfig, LineDetector
+from models.engine.reread import RereadConfig, reread
 from models.engine.runners import OnnxRunner, Runner, TorchRunner
-from models.detection.postprocess import DetectedLine, boxes_from_map
+from models.detection.postprocess import BoxCalibration, DetectedLine, boxes_from_map
 from models.intake import decode_image
 from models.networks import load_language_model, load_networks
 from models.preprocess import (PreprocessConfig, batch_by_width, crop_quad, pad_to_multiple, prepare_page,
@@ -61,6 +62,7 @@ class EngineOptions:
     line_batch: int = 64
     min_confidence: float = 0.0
     decoder: str = "auto"  # auto: beam search with the LM when the manifest ships one, else greedy
+    reread: bool = True  # read doubtful lines again, stretched, as the manifest's reread entry says
 
 
 def serving_options(backend: str = "auto", device: str = "auto", threads: int | None = None,
@@ -80,7 +82,9 @@ class OcrEngine:
     def __init__(self, detector: Runner, detector_config: DetectorConfig, recognizer: Runner,
                  charset: Charset, *, version: str, crop_margin: float = 0.08, max_line_width: int = 1024,
                  options: EngineOptions = EngineOptions(),
-                 language_model: tuple[CharNgramLM, BeamConfig] | None = None) -> None:
+                 language_model: tuple[CharNgramLM, BeamConfig] | None = None,
+                 box_calibration: BoxCalibration = BoxCalibration(),
+                 reread_config: RereadConfig = RereadConfig()) -> None:
         self.detector = detector
         self.detector_config = detector_config
         self.recognizer = recognizer
@@ -90,6 +94,8 @@ class OcrEngine:
         self.crop_margin = crop_margin
         self.max_line_width = max_line_width
         self.options = options
+        self.box_calibration = box_calibration
+        self.reread_config = reread_config if options.reread else RereadConfig()
         if options.decoder not in DECODERS:
             raise WeightsError(f"unknown decoder {options.decoder!r}; one of {', '.join(DECODERS)}")
         if options.decoder == "beam" and language_model is None:
@@ -121,7 +127,10 @@ class OcrEngine:
                    version=model_version(networks.manifest),
                    crop_margin=networks.recognizer_input.get("crop_margin", 0.08),
                    max_line_width=networks.recognizer_input.get("max_width", 1024), options=options,
-                   language_model=language_model)
+                   language_model=language_model,
+                   box_calibration=BoxCalibration.from_dict(
+                       networks.manifest["detector"].get("postprocess", {}).get("calibration")),
+                   reread_config=RereadConfig.from_dict(networks.manifest["recognizer"].get("reread")))
 
     # -- stages ---------------------------------------------------------------------------
 
@@ -136,11 +145,17 @@ class OcrEngine:
         logits = self.detector((padded.astype(np.float32) / 255.0)[None, None])[0, 0, :height, :width]
         prob = 1.0 / (1.0 + np.exp(-logits))
         return boxes_from_map(prob, scale=scale, threshold=self.options.detect_threshold,
-                              min_score=self.options.detect_min_score, page_shape=page.shape)
+                              min_score=self.options.detect_min_score, page_shape=page.shape,
+                              calibration=self.box_calibration)
 
     def recognize(self, crops: list[np.ndarray]) -> list[tuple[str, float]]:
         """Text and confidence for each line image (any height; resized to 32 px here)."""
         lines = [resize_to_height(crop, 32, max_width=self.max_line_width) for crop in crops]
+        return reread(lines, self.recognize_resized(lines), self.recognize_resized, self.reread_config,
+                      self.max_line_width)
+
+    def recognize_resized(self, lines: list[np.ndarray]) -> list[tuple[str, float]]:
+        """One reading per line already resized to the input height (no reread)."""
         results: list[tuple[str, float]] = [("", 0.0)] * len(lines)
         for indices, array in batch_by_width(lines, max_batch=self.options.line_batch):
             log_probs = self.recognizer((array.astype(np.float32) / 255.0)[:, None])

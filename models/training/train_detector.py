@@ -21,6 +21,7 @@ from torch import nn
 from tqdm import tqdm
 
 from models.detection.net import DetectorConfig, LineDetector, build_detector
+from models.detection.matching import detection_f1
 from models.detection.postprocess import boxes_from_map
 from models.training.detection_data import PageSample, load_pages, random_crop
 from models.preprocess import pad_to_multiple, read_gray
@@ -30,32 +31,6 @@ from models.training.checkpoints import EpochCheckpoints, one_cycle, provenance,
 from models.weights_io import WEIGHTS_DIR, load_state, save_state, update_manifest
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> float:
-    ax0, ay0, ax1, ay1 = a[:, 0].min(), a[:, 1].min(), a[:, 0].max(), a[:, 1].max()
-    bx0, by0, bx1, by1 = b[:, 0].min(), b[:, 1].min(), b[:, 0].max(), b[:, 1].max()
-    iw, ih = max(0.0, min(ax1, bx1) - max(ax0, bx0)), max(0.0, min(ay1, by1) - max(ay0, by0))
-    inter = iw * ih
-    union = (ax1 - ax0) * (ay1 - ay0) + (bx1 - bx0) * (by1 - by0) - inter
-    return float(inter / union) if union > 0 else 0.0
-
-
-def detection_f1(predicted: list[np.ndarray], truth: list[np.ndarray], threshold: float = 0.5) -> tuple[int, int, int]:
-    """Greedy one-to-one matching at IoU ≥ threshold: (matched, predicted, truth)."""
-    used: set[int] = set()
-    matched = 0
-    for p in predicted:
-        best, best_j = 0.0, -1
-        for j, t in enumerate(truth):
-            if j not in used:
-                iou = box_iou(p, t)
-                if iou > best:
-                    best, best_j = iou, j
-        if best >= threshold:
-            used.add(best_j)
-            matched += 1
-    return matched, len(predicted), len(truth)
 
 
 def predict_map(model: nn.Module, page: np.ndarray, device: str) -> np.ndarray:

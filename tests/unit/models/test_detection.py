@@ -4,7 +4,10 @@ import torch
 
 from models.detection.geometry import core_mask, order_quad, shrink, unclip
 from models.detection.net import DetectorConfig, build_detector
-from models.detection.postprocess import DetectedLine, boxes_from_map, reading_order
+from models.detection.matching import match_boxes
+from models.detection.postprocess import BoxCalibration, DetectedLine, boxes_from_map, reading_order
+from models.manifest import model_version
+from models.training.calibrate_boxes import fit_calibration
 
 
 def rect(x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
@@ -31,6 +34,54 @@ def test_boxes_from_map_recovers_line_boxes_in_page_coordinates() -> None:
     for line, quad in zip(found, truth):
         np.testing.assert_allclose(line.quad, quad * 2, atol=4.0)
         assert line.score == pytest.approx(0.95, abs=1e-3)
+
+
+def test_calibration_resizes_and_shifts_a_box_in_units_of_its_height() -> None:
+    calibration = BoxCalibration(height=0.8, width_pad=-0.5, shift=-0.1)
+    np.testing.assert_allclose(calibration.apply(rect(100, 100, 300, 140)), rect(110, 100, 290, 132), atol=1e-4)
+    np.testing.assert_allclose(BoxCalibration().apply(rect(3, 4, 50, 20)), rect(3, 4, 50, 20), atol=1e-4)
+    assert BoxCalibration.from_dict(calibration.to_dict()) == calibration
+    assert BoxCalibration.from_dict(None) == BoxCalibration()
+
+
+def test_boxes_from_map_applies_the_calibration() -> None:
+    prob = core_mask((100, 200), [rect(20, 10, 180, 34)]).astype(np.float32) * 0.95
+    plain = boxes_from_map(prob, scale=1.0)[0].quad
+    tight = boxes_from_map(prob, scale=1.0, calibration=BoxCalibration(height=0.5))[0].quad
+    height = lambda q: float(q[3, 1] - q[0, 1])  # noqa: E731
+    assert height(tight) == pytest.approx(height(plain) / 2, abs=1e-3)
+    assert tight[:, 1].mean() == pytest.approx(plain[:, 1].mean(), abs=1e-3)
+
+
+def test_fitted_calibration_maps_loose_boxes_onto_annotated_ones_despite_wrong_matches() -> None:
+    rng = np.random.default_rng(0)
+    truth = [rect(x, y, x + w, y + 30) for x, y, w in zip(rng.uniform(0, 500, 40), rng.uniform(0, 900, 40),
+                                                           rng.uniform(80, 400, 40))]
+    loose = [rect(q[0, 0] - 6, q[0, 1] - 3, q[2, 0] + 6, q[2, 1] + 5) for q in truth]  # 38 high, 12 wider, 1 low
+    merged = [rect(0, 0, 600, 90)] * 5  # a few wrong matches must not move the medians
+    fitted = fit_calibration(list(zip(loose + merged, truth + truth[:5])))
+    assert fitted.height == pytest.approx(30 / 38, abs=1e-3)
+    assert fitted.width_pad == pytest.approx(-12 / 38, abs=1e-3)
+    assert fitted.shift == pytest.approx(-1 / 38, abs=1e-3)
+    for q, t in zip(loose, truth):
+        np.testing.assert_allclose(fitted.apply(q), t, atol=0.05)
+    with pytest.raises(ValueError):
+        fit_calibration([])
+
+
+def test_matching_is_one_to_one() -> None:
+    truth = [rect(0, 0, 100, 20), rect(0, 30, 100, 50)]
+    pairs = match_boxes([rect(1, 1, 99, 21), rect(0, 0, 100, 20), rect(0, 31, 100, 51)], truth)
+    assert [(i, j) for i, j, _ in pairs] == [(0, 0), (2, 1)]
+
+
+def test_a_new_calibration_is_a_new_model_version() -> None:
+    manifest = {"detector": {"sha256": "a" * 64, "postprocess": {"threshold": 0.3}},
+                "recognizer": {"sha256": "b" * 64, "input": {"height": 32}}}
+    before = model_version(manifest)
+    manifest["detector"]["postprocess"]["calibration"] = BoxCalibration(height=0.85).to_dict()
+    assert model_version(manifest) != before
+    assert model_version(manifest).startswith("aaaaaaaa.bbbbbbbb.")
 
 
 def test_low_scores_and_specks_are_dropped() -> None:

@@ -11,6 +11,7 @@ from billstream_core.settings import LimitSettings
 from models.engine.predictor import EngineOptions, OcrEngine
 from models.intake import ImageRejected
 from models.training.receipts import DATA_ROOT, load_receipts, read_val_fold
+from models.detection.postprocess import BoxCalibration
 from models.weights_io import MANIFEST, WEIGHTS_DIR, WeightsError, file_sha256, read_manifest
 from producers.samples import render_bill
 
@@ -32,6 +33,11 @@ def test_manifest_describes_every_shipped_file() -> None:
         assert path.stat().st_size <= 25 * 1024 * 1024
         assert {"config", "input", "training", "metrics"} <= entry.keys()
     assert len(manifest["recognizer"]["charset"]) == 95
+
+
+def test_engine_draws_boxes_with_the_manifests_calibration(engine: OcrEngine) -> None:
+    fitted = BoxCalibration.from_dict(read_manifest()["detector"]["postprocess"]["calibration"])
+    assert fitted != BoxCalibration() and engine.box_calibration == fitted
 
 
 def test_tampered_weights_are_refused(tmp_path: Path) -> None:

@@ -1,0 +1,36 @@
+import numpy as np
+
+from models.engine.reread import RereadConfig, most_confident, reread, stretch_width
+
+
+def test_only_doubtful_lines_are_read_again_and_the_most_confident_reading_wins() -> None:
+    lines = [np.full((32, w), 255, np.uint8) for w in (100, 200, 300)]
+    first = [("SURE", 0.999), ("T0TAL", 0.6), ("CASH", 0.9)]
+    asked: list[list[int]] = []
+
+    def read(batch: list[np.ndarray]) -> list[tuple[str, float]]:
+        asked.append([line.shape[1] for line in batch])
+        # a stretched 200-wide line reads right; the 300-wide one only gets less sure
+        return [("TOTAL", 0.95) if line.shape[1] in (260, 290) else ("CA5H", 0.5) for line in batch]
+
+    out = reread(lines, first, read, RereadConfig(below=0.99, stretch=(1.3, 1.45)), max_width=1024)
+    assert out == [("SURE", 0.999), ("TOTAL", 0.95), ("CASH", 0.9)]
+    assert asked == [[260, 390], [290, 435]]  # the sure line never read again; one call per factor
+
+
+def test_an_inactive_config_reads_nothing_again() -> None:
+    first = [("X", 0.1)]
+    calls: list[int] = []
+    out = reread([np.zeros((32, 40), np.uint8)], first, lambda b: calls.append(1) or [], RereadConfig(), 1024)
+    assert out == first and calls == []
+    assert RereadConfig.from_dict({"below": 0.99, "stretch": [1.3]}) == RereadConfig(0.99, (1.3,))
+
+
+def test_stretch_keeps_height_and_respects_the_width_limit() -> None:
+    line = np.zeros((32, 800), np.uint8)
+    assert stretch_width(line, 1.45, max_width=1024).shape == (32, 1024)
+    assert stretch_width(line, 1.1, max_width=1024).shape == (32, 880)
+
+
+def test_most_confident_ignores_less_confident_alternatives() -> None:
+    assert most_confident([("A", 0.8), ("B", 0.7)], [{0: ("AA", 0.5)}, {1: ("BB", 0.75)}]) == [("A", 0.8), ("BB", 0.75)]
