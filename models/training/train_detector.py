@@ -138,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.max_minutes is not None and elapsed > args.max_minutes:
             print(f"stopping after {elapsed:.1f} minutes (--max-minutes); rerun to resume", flush=True)
             break
+    print("the export resets the box calibration: re-fit it with "
+          "python -m models.training.calibrate_boxes --write", flush=True)
     return 0
 
 
