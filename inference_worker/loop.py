@@ -9,9 +9,7 @@ Read-committed readers therefore see exactly one result per order, even after a 
 
 Pipelined: the engine runs batch N on its own thread while this thread takes batch N+1
 (whatever has arrived; it never waits to fill a batch, so a lone bill is not held back)
-and, once the engine is done with N, fetches N+1's images on a second thread while this one
-commits N's transaction (so a result never waits on the next batch's fetch); N+1 goes to
-the engine after N has committed.
+and fetches its images; batch N's transaction commits before N+1 goes to the engine.
 While it waits on the engine the consumer keeps polling, so a slow batch never exceeds
 ``max.poll.interval.ms`` and rebalances are served: what arrives is held and opens the next
 batch, and the partitions are paused only once a full batch is held.
@@ -89,8 +87,6 @@ class InferenceWorker:
         self.consumer.subscribe([self.input_topic], on_revoke=self._drop_held, on_lost=self._drop_held)
         log.info("worker %s consuming %s", self.instance_id, self.input_topic)
         engine_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine")
-        # fetches and decodes the next batch while this thread commits the one the engine finished
-        prefetch_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch")
         in_flight: _Batch | None = None
         try:
             while not self._stop.is_set() or in_flight is not None:
@@ -103,10 +99,8 @@ class InferenceWorker:
                         messages += self._gather(in_flight.engine, room)
                     else:
                         messages += take_available(self.consumer, room, wait_s)
-                starting = prefetch_thread.submit(self._start, messages) if messages else None
-                finished = in_flight is None or self._finish(in_flight)  # a result is not held back by a fetch
-                batch = starting.result() if starting is not None else None
-                if in_flight is not None and not finished:
+                batch = self._start(messages) if messages else None  # fetches while the engine runs
+                if in_flight is not None and not self._finish(in_flight):
                     rewound = _partitions(in_flight.messages)
                     if batch is not None:
                         self._rewind_to_start(batch, rewound=in_flight)  # this one comes again after the earlier one
@@ -117,7 +111,6 @@ class InferenceWorker:
                     batch.engine = engine_thread.submit(self.handler.recognize, batch.prepared)
                 in_flight = batch
         finally:
-            prefetch_thread.shutdown(wait=True)
             engine_thread.shutdown(wait=True)
             self.consumer.close()
             self.handler.close()

@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     pairs = [(detected[i], annotated[j]) for detected, annotated in train
              for i, j, _ in match_boxes(detected, annotated)]
     fitted = fit_calibration(pairs)
-    report = {"calibration": fitted.to_dict(), "matched_boxes": len(pairs), "training_receipts": len(train),
+    report: dict[str, Any] = {"calibration": fitted.to_dict(), "matched_boxes": len(pairs), "training_receipts": len(train),
               "validation_before": box_agreement(val, BoxCalibration()),
               "validation_after": box_agreement(val, fitted)}
     if args.write:

@@ -16,6 +16,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             accuracy.add(text, truth)
         return accuracy.summary()["line_exact_ci"]
 
-    rows = [{"below": 0.0, "stretch": [], "line_exact_ci": exact(first), "reread_share": 0.0}]
+    rows: list[dict[str, Any]] = [{"below": 0.0, "stretch": [], "line_exact_ci": exact(first), "reread_share": 0.0}]
     candidates = [(below, combo) for below in THRESHOLDS for n in (1, 2, 3) for combo in itertools.combinations(FACTORS, n)]
     for below, combo in candidates:
         readings = most_confident(first, [{i: r for i, r in stretched[f].items() if first[i][1] < below}
