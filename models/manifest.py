@@ -36,8 +36,7 @@ def model_version(manifest: dict[str, Any]) -> str:
             version += f".{manifest['language_model']['sha256'][:8]}"
         settings = {"postprocess": manifest["detector"].get("postprocess", {}),
                     "input": manifest["recognizer"].get("input", {}),
-                    "reread": {k: v for k, v in manifest["recognizer"].get("reread", {}).items()
-                               if k in ("below", "stretch")},
+                    "reread": manifest["recognizer"].get("reread", {}),
                     "decoder": manifest.get("language_model", {}).get("decoder", {})}
         return version + "." + hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:6]
     except KeyError as exc:

@@ -32,6 +32,13 @@ def match_boxes(predicted: list[np.ndarray], truth: list[np.ndarray], threshold:
     return pairs
 
 
+def box_scores(matched: int, predicted: int, truth: int) -> dict[str, float]:
+    """Precision, recall and F1 of line boxes from the counts :func:`detection_f1` gives."""
+    precision, recall = matched / max(predicted, 1), matched / max(truth, 1)
+    return {"box_precision": precision, "box_recall": recall,
+            "box_f1": 2 * precision * recall / max(precision + recall, 1e-9)}
+
+
 def detection_f1(predicted: list[np.ndarray], truth: list[np.ndarray], threshold: float = 0.5) -> tuple[int, int, int]:
     """(matched, predicted, truth) for precision/recall/F1 of line boxes."""
     return len(match_boxes(predicted, truth, threshold)), len(predicted), len(truth)

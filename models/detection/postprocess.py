@@ -21,7 +21,7 @@ class BoxCalibration:
     """How an unclipped box differs from the annotated line box, in units of the box's height.
 
     Thresholding the map below the core's edge and rounding the core to whole map pixels
-    leave each box taller and wider than its line (by ~17% and ~0.13 heights on the
+    leave each box taller and wider than its line (by ~17% and ~0.14 heights on the
     training receipts), and the recognizer, trained on annotated crops, reads loose crops
     worse. Fitted on training receipts by ``models.training.calibrate_boxes``; the identity
     leaves boxes as the detector drew them.

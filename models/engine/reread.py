@@ -4,7 +4,7 @@ On receipts of vendors the recognizer never saw, dense print leaves too few CTC 
 character (~3 at 32 px high) and the CRNN drops or merges characters; the same crop
 stretched 1.3-1.45x often reads right. Stretching every line costs accuracy on familiar
 print, so only lines below a confidence are read again. Chosen on receipts held out of
-training and out of the validation fold (see the manifest's ``reread`` entry).
+training and out of the validation fold (the manifest's ``reread`` entry; how: ``reread_choice``).
 """
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ from torch import nn
 from tqdm import tqdm
 
 from models.detection.net import DetectorConfig, LineDetector, build_detector
-from models.detection.matching import detection_f1
+from models.detection.matching import box_scores, detection_f1
 from models.detection.postprocess import boxes_from_map
 from models.training.detection_data import PageSample, load_pages, random_crop
 from models.preprocess import pad_to_multiple, read_gray
@@ -49,9 +49,7 @@ def evaluate(model: nn.Module, pages: list[PageSample], truths: list[list[np.nda
         m, p, t = detection_f1([line.quad for line in lines], truth)
         matched, predicted, expected = matched + m, predicted + p, expected + t
     model.train()
-    precision, recall = matched / max(predicted, 1), matched / max(expected, 1)
-    return {"box_precision": precision, "box_recall": recall,
-            "box_f1": 2 * precision * recall / max(precision + recall, 1e-9)}
+    return box_scores(matched, predicted, expected)
 
 
 def main(argv: list[str] | None = None) -> int:

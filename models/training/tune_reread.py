@@ -78,9 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     best = max(rows, key=lambda r: (round(r["line_exact_ci"], 4), -r["reread_share"]))
     if args.write:
         manifest = read_manifest(args.weights_dir / "manifest.json")
-        manifest["recognizer"]["reread"] = {
-            "below": best["below"], "stretch": best["stretch"],
-            "chosen_by": "python -m models.training.tune_reread --write",
+        manifest["recognizer"]["reread"] = {"below": best["below"], "stretch": best["stretch"]}
+        manifest["recognizer"]["reread_choice"] = {
+            "command": "python -m models.training.tune_reread --write",
             "data": f"{len(lines)} GT line crops of {len(held_out)} receipts in neither training nor the validation fold",
             "line_exact_ci": {"without": round(rows[0]["line_exact_ci"], 4), "with": round(best["line_exact_ci"], 4)}}
         update_manifest("recognizer", manifest["recognizer"], path=args.weights_dir / "manifest.json")
