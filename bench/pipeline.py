@@ -54,6 +54,7 @@ class ResultWatcher:
     def __init__(self, settings: Settings) -> None:
         self.seen: dict[str, float] = {}
         self.seen_ms: dict[str, tuple[float, int]] = {}  # wall clock when seen, the record's CreateTime
+        self.engine_span: dict[str, tuple[int, float]] = {}  # result built at (epoch ms), its engine batch's ms
         self.consumer = make_consumer(settings.kafka, f"bench-{uuid.uuid4().hex}", read_committed=True)
         topic = settings.topics.results
         partitions = self.consumer.list_topics(topic, timeout=10).topics[topic].partitions
@@ -70,6 +71,12 @@ class ResultWatcher:
             if key and message is not None and key.decode() not in self.seen:
                 self.seen[key.decode()] = time.monotonic()
                 self.seen_ms[key.decode()] = (time.time() * 1000, message.timestamp()[1])
+                try:
+                    result = self._decoder.decode(message.value() or b"")
+                except DecodeError:
+                    continue
+                if "batch_ms" in result["timings_ms"]:
+                    self.engine_span[key.decode()] = (result["completed_at_ms"], result["timings_ms"]["batch_ms"])
 
     def wait(self, orders: set[str], timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -146,19 +153,27 @@ def wait_for_group(settings: Settings, members: int, timeout: float) -> None:
     raise TimeoutError(f"the worker group did not settle with {members} members within {timeout:.0f}s")
 
 
-def new_bill_steps(settings: Settings, orders: set[str], seen_ms: dict[str, tuple[float, int]]) -> dict[str, float]:
-    """Median ms of each step of a new bill at half load, by the records' Kafka timestamps:
-    the router (submitted → work: two committed hops), the worker (work → its result:
-    queueing, fetch, decode, engine) and the commit until a reader sees it."""
+def new_bill_steps(settings: Settings, orders: set[str], watcher: ResultWatcher) -> dict[str, float]:
+    """p50 and p99 ms of each step of a new bill at half load, by the records' Kafka timestamps
+    and the result's own clock: the router (submitted → work: two committed hops), the
+    worker's wait before its engine batch starts (poll, fetch, decode, a batch still running),
+    the engine batch, and the worker's commit until a read_committed reader sees it."""
     submitted = record_times(settings, settings.topics.submitted, orders)
     work = record_times(settings, settings.topics.work, orders)
-    steps: dict[str, list[float]] = {"router_ms": [], "worker_ms": [], "visible_ms": []}
-    for order in orders & submitted.keys() & work.keys() & seen_ms.keys():
-        seen_wall, result_ms = seen_ms[order]
+    steps: dict[str, list[float]] = {"router_ms": [], "worker_ms": [], "before_engine_ms": [], "engine_ms": [],
+                                     "commit_visible_ms": [], "visible_ms": []}
+    for order in orders & submitted.keys() & work.keys() & watcher.seen_ms.keys():
+        seen_wall, result_ms = watcher.seen_ms[order]
         steps["router_ms"].append(work[order] - submitted[order])
         steps["worker_ms"].append(result_ms - work[order])
         steps["visible_ms"].append(seen_wall - result_ms)
-    return {name: percentile(values, 0.5) for name, values in steps.items() if values}
+        if order in watcher.engine_span:
+            completed_ms, engine_ms = watcher.engine_span[order]
+            steps["before_engine_ms"].append(completed_ms - engine_ms - work[order])
+            steps["engine_ms"].append(engine_ms)
+            steps["commit_visible_ms"].append(seen_wall - completed_ms)
+    return {f"{name}_{q}": percentile(values, quantile) for name, values in steps.items() if values
+            for q, quantile in (("p50", 0.5), ("p99", 0.99))}
 
 
 def engine_figures(images: list[bytes], singles_on: list[bytes], cores: int, settings: Settings) -> dict[str, float]:
@@ -220,7 +235,7 @@ def pipeline_run(base: Settings, images: list[bytes], fresh: list[bytes], cores:
         latencies = [watcher.seen[o] - t for o, t in submit_times.items()]
         out |= {"offered_per_s": half_load, "p50_s": percentile(latencies, 0.5), "p95_s": percentile(latencies, 0.95),
                 "p99_s": percentile(latencies, 0.99)}
-        out |= {f"new_{k}": v for k, v in new_bill_steps(settings, set(submit_times), watcher.seen_ms).items()}
+        out |= {f"new_{k}": v for k, v in new_bill_steps(settings, set(submit_times), watcher).items()}
         cache_times: dict[str, float] = {}
         cache_wall: dict[str, float] = {}
         for image in fresh:  # repeats: answered by the stream app from its table
@@ -276,7 +291,9 @@ def main(argv: list[str] | None = None) -> int:
         hops = [(k.removeprefix("cache_"), v) for k, v in row.items() if k.startswith("cache_") and k.endswith("_ms")]
         steps = [(k.removeprefix("new_"), v) for k, v in row.items() if k.startswith("new_")]
         if steps:
-            print(f"{name}: new bill at half load, median ms per step: " + ", ".join(f"{k} {v:.0f}" for k, v in steps))
+            print(f"{name}: new bill at half load, ms per step (p50/p99): " + ", ".join(
+                f"{k.removesuffix('_p50')} {v:.0f}/{row.get('new_' + k.removesuffix('_p50') + '_p99', float('nan')):.0f}"
+                for k, v in steps if k.endswith("_p50")))
         if hops:
             print(f"{name}: cache hit, median ms per step: " + ", ".join(f"{k} {v:.0f}" for k, v in hops)
                   + f" ({row.get('cache_first_hop_share', 0):.0%} answered in the first hop)")

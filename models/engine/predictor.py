@@ -130,7 +130,8 @@ class OcrEngine:
                    language_model=language_model,
                    box_calibration=BoxCalibration.from_dict(
                        networks.manifest["detector"].get("postprocess", {}).get("calibration")),
-                   reread_config=RereadConfig.from_dict(networks.manifest["recognizer"].get("reread")))
+                   reread_config=RereadConfig.from_dict(networks.manifest["recognizer"].get("reread"),
+                                                       decoder="beam" if language_model is not None else "greedy"))
 
     # -- stages ---------------------------------------------------------------------------
 

@@ -3,8 +3,9 @@
 On receipts of vendors the recognizer never saw, dense print leaves too few CTC steps per
 character (~3 at 32 px high) and the CRNN drops or merges characters; the same crop
 stretched 1.3-1.45x often reads right. Stretching every line costs accuracy on familiar
-print, so only lines below a confidence are read again. Chosen on receipts held out of
-training and out of the validation fold (the manifest's ``reread`` entry; how: ``reread_choice``).
+print, so only lines below a confidence are read again (a threshold per decoder). Chosen on
+receipts held out of training and out of the validation fold (the manifest's ``reread``
+entry; how: ``reread_choice``).
 """
 from __future__ import annotations
 
@@ -24,8 +25,12 @@ class RereadConfig:
     stretch: tuple[float, ...] = field(default_factory=tuple)  # width factors of the extra readings
 
     @classmethod
-    def from_dict(cls, entry: dict[str, Any] | None) -> "RereadConfig":
+    def from_dict(cls, entry: dict[str, Any] | None, decoder: str = "beam") -> "RereadConfig":
+        """The manifest's entry for ``decoder``: greedy decoding's confidences run lower than the
+        beam's, so it has its own entry (``entry["greedy"]``); the top level is the beam's."""
         entry = entry or {}
+        if decoder == "greedy" and "greedy" in entry:
+            entry = entry["greedy"]
         return cls(float(entry.get("below", 0.0)), tuple(float(f) for f in entry.get("stretch", ())))
 
     @property

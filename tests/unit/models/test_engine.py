@@ -12,6 +12,7 @@ from models.engine.predictor import EngineOptions, OcrEngine
 from models.intake import ImageRejected
 from models.training.receipts import DATA_ROOT, load_receipts, read_val_fold
 from models.detection.postprocess import BoxCalibration
+from models.engine.reread import RereadConfig
 from models.weights_io import MANIFEST, WEIGHTS_DIR, WeightsError, file_sha256, read_manifest
 from producers.samples import render_bill
 
@@ -38,6 +39,13 @@ def test_manifest_describes_every_shipped_file() -> None:
 def test_engine_draws_boxes_with_the_manifests_calibration(engine: OcrEngine) -> None:
     fitted = BoxCalibration.from_dict(read_manifest()["detector"]["postprocess"]["calibration"])
     assert fitted != BoxCalibration() and engine.box_calibration == fitted
+
+
+def test_greedy_decoding_rereads_with_its_own_entry(engine: OcrEngine) -> None:
+    entry = read_manifest()["recognizer"]["reread"]
+    greedy = OcrEngine.load(options=EngineOptions(threads=2, decoder="greedy"))
+    assert engine.reread_config == RereadConfig.from_dict(entry)
+    assert greedy.reread_config == RereadConfig.from_dict(entry["greedy"]) != engine.reread_config
 
 
 def test_tampered_weights_are_refused(tmp_path: Path) -> None:

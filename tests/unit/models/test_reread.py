@@ -26,6 +26,13 @@ def test_an_inactive_config_reads_nothing_again() -> None:
     assert RereadConfig.from_dict({"below": 0.99, "stretch": [1.3]}) == RereadConfig(0.99, (1.3,))
 
 
+def test_each_decoder_reads_its_own_entry() -> None:
+    entry = {"below": 0.99, "stretch": [1.3, 1.45], "greedy": {"below": 0.98, "stretch": [1.45]}}
+    assert RereadConfig.from_dict(entry) == RereadConfig(0.99, (1.3, 1.45))
+    assert RereadConfig.from_dict(entry, decoder="greedy") == RereadConfig(0.98, (1.45,))
+    assert RereadConfig.from_dict({"below": 0.9, "stretch": [1.2]}, decoder="greedy") == RereadConfig(0.9, (1.2,))
+
+
 def test_stretch_keeps_height_and_respects_the_width_limit() -> None:
     line = np.zeros((32, 800), np.uint8)
     assert stretch_width(line, 1.45, max_width=1024).shape == (32, 1024)
