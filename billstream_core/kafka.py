@@ -183,7 +183,7 @@ def ensure_topics(settings: KafkaSettings, specs: Iterable[TopicSpec], *,
         return []
     new_topics = [
         NewTopic(spec.name, num_partitions=spec.partitions, replication_factor=replication_factor,
-                 config={"cleanup.policy": "compact"} if spec.compacted else {})
+                 config=topic_config(spec))
         for spec in wanted
     ]
     created: list[str] = []
@@ -196,6 +196,16 @@ def ensure_topics(settings: KafkaSettings, specs: Iterable[TopicSpec], *,
                 continue
             raise KafkaError(f"cannot create topic {name}: {exc}") from exc
     return created
+
+
+def topic_config(spec: TopicSpec) -> dict[str, str]:
+    """The broker-side config of a topic as created here."""
+    config: dict[str, str] = {}
+    if spec.compacted:
+        config["cleanup.policy"] = "compact,delete" if spec.retention_ms is not None else "compact"
+    if spec.retention_ms is not None:
+        config["retention.ms"] = str(spec.retention_ms)
+    return config
 
 
 def partition_count(settings: KafkaSettings, topic: str, timeout_s: float = 10.0) -> int:

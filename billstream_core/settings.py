@@ -54,6 +54,7 @@ class TopicSpec(BaseModel):
     name: str = Field(pattern=_TOPIC_NAME)
     partitions: int = Field(ge=1, le=10_000)
     compacted: bool = False
+    retention_ms: int | None = Field(default=None, ge=60_000)  # with compaction: keys older than this go too
 
 
 class TopicSettings(BaseModel):
@@ -153,11 +154,19 @@ class WorkerSettings(BaseModel):
 
 
 class StreamAppSettings(BaseModel):
-    """The Faust stream app: its id (consumer group, internal topic prefix) and web port."""
+    """The Faust stream app: its id (consumer group, internal topic prefix) and web port.
+
+    ``order_memory_days``: how long the router remembers an order number it has answered, so
+    that the same order sent again gets no second result. The orders changelog is compacted
+    and also deletes records older than this (set when the topic is created), so it does not
+    grow with every order ever submitted; an order number re-sent after that is treated as
+    new. The image index is compacted only: it holds one entry per distinct image.
+    """
 
     model_config = _FROZEN
 
     app_id: str = Field(default="billstream-stream", pattern=_TOPIC_NAME)
+    order_memory_days: float = Field(default=30.0, ge=1.0, le=3650.0)
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=16066, gt=0, lt=65536)
     processing_guarantee: str = Field(default="at_least_once", pattern=r"^(at_least_once|exactly_once)$")

@@ -54,6 +54,19 @@ def first_hop(known: dict[str, Any] | None, sha256: str, model_version: str, rec
     return "answer" if recognised else "forward"
 
 
-def remember_order(known: dict[str, Any] | None, sha256: str, model_version: str, *, answered: bool) -> dict[str, Any]:
+def remember_order(known: dict[str, Any] | None, sha256: str, model_version: str, *, answered: bool,
+                   now_ms: int | None = None) -> dict[str, Any]:
     """``known`` with this image added (a new dict: the original may be the committed state)."""
-    return dict(known or {}) | {sha256: {"model_version": model_version, "answered": answered}}
+    at = int(time.time() * 1000) if now_ms is None else now_ms
+    return dict(known or {}) | {sha256: {"model_version": model_version, "answered": answered, "at": at}}
+
+
+def forget_orders_before(orders: dict[str, dict[str, Any]], cutoff_ms: int) -> int:
+    """Drop the orders last seen before ``cutoff_ms`` (as the orders changelog's retention
+    does on the broker), so a long-running router's memory matches what a restart restores.
+    Entries written before they carried a time are kept. Returns how many went."""
+    old = [order for order, known in orders.items()
+           if all(isinstance(seen, dict) and seen.get("at", cutoff_ms) < cutoff_ms for seen in known.values())]
+    for order in old:
+        del orders[order]
+    return len(old)

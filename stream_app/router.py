@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -39,6 +40,7 @@ from stream_app.changelogs import RecognisedImages, restore_partition
 log = logging.getLogger("billstream.router")
 
 KIND = "kind"
+ORDER_SWEEP_S = 600.0  # how often the in-memory orders drop what the changelog's retention dropped
 SUBMITTED, RESULT = b"submitted", b"result"
 
 
@@ -53,7 +55,8 @@ def router_topics(settings: Settings) -> RouterTopics:
     app_id, partitions = settings.stream.app_id, settings.topics.submitted_partitions
     return RouterTopics(TopicSpec(name=f"{app_id}-router-by-image", partitions=partitions),
                         TopicSpec(name=f"{app_id}-router-images-changelog", partitions=partitions, compacted=True),
-                        TopicSpec(name=f"{app_id}-router-orders-changelog", partitions=partitions, compacted=True))
+                        TopicSpec(name=f"{app_id}-router-orders-changelog", partitions=partitions, compacted=True,
+                                  retention_ms=int(settings.stream.order_memory_days * 86_400_000)))
 
 
 class ImageRouter:
@@ -90,8 +93,16 @@ class ImageRouter:
             self.recognised.start()
             self.consumer.subscribe(self.inputs, on_assign=self._on_assign, on_revoke=self._on_revoke,
                                     on_lost=self._on_revoke)
+            memory_ms = int(self.settings.stream.order_memory_days * 86_400_000)
+            next_sweep = time.monotonic() + ORDER_SWEEP_S
             while not self._stop.is_set():
                 messages = take_available(self.consumer, 500, 0.2)
+                if time.monotonic() > next_sweep:
+                    cutoff = int(time.time() * 1000) - memory_ms
+                    forgotten = sum(records.forget_orders_before(orders, cutoff) for orders in self.orders.values())
+                    if forgotten:
+                        log.info("forgot %d orders older than %.0f days", forgotten, self.settings.stream.order_memory_days)
+                    next_sweep = time.monotonic() + ORDER_SWEEP_S
                 if self.recognised.error is not None:
                     raise KafkaError(f"the recognised-images view failed: {self.recognised.error}")
                 if self.consumer.assignment() and self.recognised.ready.is_set():

@@ -1,9 +1,12 @@
 """Avro events through a real multi-partition topic on the session's broker."""
 from collections.abc import Callable
 
-from billstream_core.kafka import ReliableProducer, make_consumer, partition_count
+from confluent_kafka.admin import ConfigResource
+
+from billstream_core.kafka import ReliableProducer, ensure_topics, make_admin, make_consumer, partition_count
 from billstream_core.serde import codec
 from billstream_core.settings import Settings
+from stream_app.router import router_topics
 
 
 def event(order_number: str) -> dict:
@@ -18,6 +21,20 @@ def event(order_number: str) -> dict:
 def test_topics_from_settings_have_their_partition_counts(services: Settings) -> None:
     for spec in services.topics.all():
         assert partition_count(services.kafka, spec.name) == spec.partitions
+
+
+def test_router_changelogs_are_compacted_and_the_orders_one_forgets_old_orders(
+        services: Settings, unique: Callable[[str], str]) -> None:
+    stream = services.stream.model_copy(update={"app_id": unique("retention"), "order_memory_days": 7.0})
+    settings = services.model_copy(update={"stream": stream})
+    topics = router_topics(settings)
+    ensure_topics(settings.kafka, [topics.images, topics.orders])
+    admin = make_admin(settings.kafka)
+    futures = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, t.name) for t in (topics.images, topics.orders)])
+    configs = {resource.name: {k: v.value for k, v in future.result(10).items()} for resource, future in futures.items()}
+    assert configs[topics.images.name]["cleanup.policy"] == "compact"
+    assert configs[topics.orders.name]["cleanup.policy"] == "compact,delete"
+    assert configs[topics.orders.name]["retention.ms"] == str(7 * 86_400_000)
 
 
 def test_avro_events_round_trip_across_partitions_keyed_by_order(

@@ -49,3 +49,16 @@ def test_remember_order_keeps_every_image_and_leaves_the_original_alone() -> Non
     first = records.remember_order(None, "S1", "v1", answered=False)
     both = records.remember_order(first, "S2", "v1", answered=True)
     assert set(first) == {"S1"} and set(both) == {"S1", "S2"} and both["S2"]["answered"] is True
+
+
+def test_orders_last_seen_before_the_cutoff_are_forgotten() -> None:
+    orders = {
+        "OLD": records.remember_order(None, "S", "v1", answered=True, now_ms=1_000),
+        "MIXED": records.remember_order(records.remember_order(None, "S", "v1", answered=True, now_ms=1_000),
+                                        "T", "v1", answered=False, now_ms=9_000),
+        "NEW": records.remember_order(None, "S", "v1", answered=True, now_ms=9_000),
+        "UNSTAMPED": {"S": {"model_version": "v1", "answered": True}},
+    }
+    assert records.forget_orders_before(orders, cutoff_ms=5_000) == 1
+    assert set(orders) == {"MIXED", "NEW", "UNSTAMPED"}
+    assert records.first_hop(orders.get("OLD"), "S", "v1", recognised=True) == "answer"  # forgotten: new again
