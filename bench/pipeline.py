@@ -36,14 +36,15 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-def isolated(base: Settings, cores: int, workers: int, threads: int | None = None) -> tuple[Settings, dict[str, str]]:
+def isolated(base: Settings, cores: int, workers: int, threads: int | None = None,
+             nice: int = 0) -> tuple[Settings, dict[str, str]]:
     tag = uuid.uuid4().hex[:8]
     topics = {"submitted": f"bench-{tag}.submitted", "work": f"bench-{tag}.work", "results": f"bench-{tag}.results",
               "dead_letter": f"bench-{tag}.dlq"}
     threads = threads or max(1, cores // workers)
     settings = load_settings(topics=topics, stream={"app_id": f"bench-stream-{tag}", "web_port": 16100 + os.getpid() % 800},
                              worker={"group_id": f"bench-workers-{tag}", "threads": threads, "max_batch": 8,
-                                     "max_wait_ms": 50})
+                                     "max_wait_ms": 50, "nice": nice})
     ensure_topics(settings.kafka, settings.topics.all())
     return settings, {**os.environ, **settings_env(settings), "OMP_NUM_THREADS": str(threads)}
 
@@ -201,10 +202,10 @@ def engine_figures(images: list[bytes], singles_on: list[bytes], cores: int, set
 
 
 def pipeline_run(base: Settings, images: list[bytes], fresh: list[bytes], cores: int, workers: int, log_dir: Path,
-                 threads: int | None = None) -> dict[str, float]:
+                 threads: int | None = None, nice: int = 0) -> dict[str, float]:
     """Throughput over ``images``, then latency at half that rate over ``fresh``, then each of
     ``fresh`` again as a cache hit; every run has its own topics and stream app (cold cache)."""
-    settings, env = isolated(base, cores, workers, threads)
+    settings, env = isolated(base, cores, workers, threads, nice)
     children = ComponentProcesses(log_dir / f"{workers}-workers", env=env)
     watcher = ResultWatcher(settings)
     out: dict[str, float] = {}
@@ -259,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 2, help="cores shared by the workers")
     parser.add_argument("--threads-per-worker", type=int, default=None,
                         help="engine threads of each worker (default: the cores divided among the workers)")
+    parser.add_argument("--worker-nice", type=int, default=0, choices=range(20), metavar="0-19",
+                        help="the workers' niceness (BILLSTREAM_WORKER__NICE)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     base = load_settings()
@@ -271,14 +274,14 @@ def main(argv: list[str] | None = None) -> int:
     for workers in (1, 2):
         print(f"measuring the pipeline with {workers} worker(s)…", file=sys.stderr, flush=True)
         rows[f"pipeline, {workers} worker(s)"] = pipeline_run(base, images, fresh, args.cores, workers, log_dir,
-                                                              args.threads_per_worker)
+                                                              args.threads_per_worker, args.worker_nice)
     if args.json:
         print(json.dumps(rows))
         return 0
     print(describe())
     print(f"inputs: {args.bills} rendered sample bills per phase, backend {base.worker.backend}, decoder {base.worker.decoder}, "
           f"{args.cores} cores shared by the workers ("
-          f"{args.threads_per_worker or 'cores / workers'} engine threads each); "
+          f"{args.threads_per_worker or 'cores / workers'} engine threads each, niceness {args.worker_nice}); "
           "latency = submit until the result is visible to a read_committed reader")
     print("| run | bills/s | vs engine | p50 s | p95 s | p99 s | cache p50 s | cache p99 s |")
     print("|---|---|---|---|---|---|---|---|")

@@ -31,6 +31,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         settings = settings.model_copy(update={"worker": settings.worker.model_copy(update={"input_topic": args.input_topic})})
     wait_for_broker(settings.kafka)
     worker_settings = settings.worker
+    if worker_settings.nice:
+        os.nice(worker_settings.nice)  # before the engine starts its threads: they inherit it
     options = serving_options(worker_settings.backend, worker_settings.device, worker_settings.threads,
                               worker_settings.decoder)
     engine = OcrEngine.load(options=options)

@@ -151,6 +151,9 @@ class WorkerSettings(BaseModel):
     decoder: str = Field(default="auto", pattern=r"^(auto|greedy|beam)$",
                          description="auto: beam search with the shipped language model")
     threads: int | None = Field(default=None, ge=1)
+    nice: int = Field(default=0, ge=0, le=19,
+                      description="CPU niceness added at start: on a machine shared with the broker and the "
+                                  "router, their short steps are then scheduled before bulk inference")
 
 
 class StreamAppSettings(BaseModel):

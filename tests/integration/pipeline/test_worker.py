@@ -2,6 +2,7 @@
 dead letters, and exactly-once across a kill -9."""
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -31,9 +32,12 @@ def test_every_bill_gets_exactly_one_result(pipeline: Settings, tmp_path: Path) 
     submitter = BillSubmitter(pipeline)
     orders = {submitter.submit(image, flush=False).order_number for image in bills(12, "A")}
     submitter.flush()
-    worker = WorkerProcess(pipeline, "w-basic", tmp_path, input_topic=pipeline.topics.submitted)
+    niced = pipeline.model_copy(update={"worker": pipeline.worker.model_copy(update={"nice": 3})})
+    worker = WorkerProcess(niced, "w-basic", tmp_path, input_topic=pipeline.topics.submitted)
     try:
         found = collect_results(pipeline, orders, timeout=240)
+        # the worker lowered its own CPU priority as its settings asked
+        assert os.getpriority(os.PRIO_PROCESS, worker.process.pid) == os.getpriority(os.PRIO_PROCESS, 0) + 3
     finally:
         assert worker.terminate() == 0, worker.log_path.read_text()[-2000:]
         worker.close()
