@@ -175,6 +175,10 @@ class StreamAppSettings(BaseModel):
     processing_guarantee: str = Field(default="at_least_once", pattern=r"^(at_least_once|exactly_once)$")
 
     @property
+    def order_memory_ms(self) -> int:
+        return int(self.order_memory_days * 86_400_000)
+
+    @property
     def url(self) -> str:
         return f"http://{self.web_host}:{self.web_port}"
 

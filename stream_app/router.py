@@ -56,7 +56,7 @@ def router_topics(settings: Settings) -> RouterTopics:
     return RouterTopics(TopicSpec(name=f"{app_id}-router-by-image", partitions=partitions),
                         TopicSpec(name=f"{app_id}-router-images-changelog", partitions=partitions, compacted=True),
                         TopicSpec(name=f"{app_id}-router-orders-changelog", partitions=partitions, compacted=True,
-                                  retention_ms=int(settings.stream.order_memory_days * 86_400_000)))
+                                  retention_ms=settings.stream.order_memory_ms))
 
 
 class ImageRouter:
@@ -93,15 +93,11 @@ class ImageRouter:
             self.recognised.start()
             self.consumer.subscribe(self.inputs, on_assign=self._on_assign, on_revoke=self._on_revoke,
                                     on_lost=self._on_revoke)
-            memory_ms = int(self.settings.stream.order_memory_days * 86_400_000)
             next_sweep = time.monotonic() + ORDER_SWEEP_S
             while not self._stop.is_set():
                 messages = take_available(self.consumer, 500, 0.2)
                 if time.monotonic() > next_sweep:
-                    cutoff = int(time.time() * 1000) - memory_ms
-                    forgotten = sum(records.forget_orders_before(orders, cutoff) for orders in self.orders.values())
-                    if forgotten:
-                        log.info("forgot %d orders older than %.0f days", forgotten, self.settings.stream.order_memory_days)
+                    self._forget_old_orders()
                     next_sweep = time.monotonic() + ORDER_SWEEP_S
                 if self.recognised.error is not None:
                     raise KafkaError(f"the recognised-images view failed: {self.recognised.error}")
@@ -118,6 +114,13 @@ class ImageRouter:
             self.ready.clear()
             self.recognised.stop()
             self.consumer.close()
+
+    def _forget_old_orders(self) -> None:
+        """Drop the orders the orders changelog's retention has dropped (or soon will)."""
+        cutoff = int(time.time() * 1000) - self.settings.stream.order_memory_ms
+        forgotten = sum(records.forget_orders_before(orders, cutoff) for orders in self.orders.values())
+        if forgotten:
+            log.info("forgot %d orders older than %.0f days", forgotten, self.settings.stream.order_memory_days)
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         stateful = [tp for tp in partitions if tp.topic in (self.by_image, self.settings.topics.submitted)]

@@ -16,6 +16,7 @@ import itertools
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,7 @@ def held_out_crops(max_width: int, margin: float) -> tuple[list[np.ndarray], lis
     return lines, truths, len(held_out)
 
 
-def candidate_rows(read: Any, lines: list[np.ndarray], truths: list[str], max_width: int) -> list[dict[str, Any]]:
+def candidate_rows(read: Callable[[list[np.ndarray]], list[tuple[str, float]]], lines: list[np.ndarray], truths: list[str], max_width: int) -> list[dict[str, Any]]:
     """Line exact and extra readings per line of no reread and of every candidate."""
     first = read(lines)
     doubtful = [i for i, (_, confidence) in enumerate(first) if confidence < max(THRESHOLDS)]
