@@ -13,6 +13,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError as RdKafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+from aiokafka.partitioner import murmur2
 
 from billstream_core.errors import BrokerUnavailable, DeliveryError, KafkaError
 from billstream_core.settings import KafkaSettings, TopicSpec
@@ -34,6 +35,12 @@ def client_config(settings: KafkaSettings) -> dict[str, Any]:
     if settings.sasl_password is not None:
         config["sasl.password"] = settings.sasl_password.get_secret_value()
     return config
+
+
+def key_partition(key: bytes, partitions: int) -> int:
+    """The partition :class:`ReliableProducer` (``murmur2_random``, as Java and aiokafka) gives
+    ``key``: lets a process tell whether it owns a key's partition before producing to it."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 class ReliableProducer:
@@ -209,11 +216,18 @@ def topic_config(spec: TopicSpec) -> dict[str, str]:
 
 
 def partition_count(settings: KafkaSettings, topic: str, timeout_s: float = 10.0) -> int:
-    try:
-        metadata = make_admin(settings).list_topics(topic=topic, timeout=timeout_s)
-    except KafkaException as exc:
-        raise BrokerUnavailable(f"cannot read metadata of {topic}: {exc}") from exc
-    entry = metadata.topics.get(topic)
-    if entry is None or entry.error is not None:
-        raise KafkaError(f"topic {topic} does not exist")
-    return len(entry.partitions)
+    """Retried until ``timeout_s``: a topic created a moment ago may not be in every broker's
+    metadata yet (KRaft propagates it asynchronously)."""
+    admin = make_admin(settings)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            metadata = admin.list_topics(topic=topic, timeout=max(1.0, deadline - time.monotonic()))
+        except KafkaException as exc:
+            raise BrokerUnavailable(f"cannot read metadata of {topic}: {exc}") from exc
+        entry = metadata.topics.get(topic)
+        if entry is not None and entry.error is None and entry.partitions:
+            return len(entry.partitions)
+        if time.monotonic() > deadline:
+            raise KafkaError(f"topic {topic} does not exist")
+        time.sleep(0.2)

@@ -15,9 +15,13 @@ offsets commit in one transaction. The first hop reads submissions in their own
 (order-keyed) partition: it answers a repeat from a view of every recognised image (tailed
 from the images log) and remembers each order it saw in an orders log, so that an order
 number sent again is never answered twice. Everything else takes the image-keyed hop, which
-owns single flight. State updates are staged per batch and applied to memory only after the
-commit, so an aborted batch leaves no trace; a partition's state is rebuilt from its
-compacted changelog when the partition is assigned.
+owns single flight. When this router owns the image's by-image partition too (always, with
+one router), that hop runs in place, in the same transaction, instead of through the topic:
+a new bill then costs one transaction before the work topic, not two, and a result one
+before its waiters are answered. (A router that lost the partition without knowing cannot
+commit: its offsets carry a stale group generation.) State updates are staged per batch and
+applied to memory only after the commit, so an aborted batch leaves no trace; a partition's
+state is rebuilt from its compacted changelog when the partition is assigned.
 """
 from __future__ import annotations
 
@@ -31,7 +35,8 @@ from typing import Any, NamedTuple
 from confluent_kafka import Consumer, Message, TopicPartition
 
 from billstream_core.errors import DecodeError, KafkaError
-from billstream_core.kafka import ReliableProducer, commit_consumed, make_consumer, take_available
+from billstream_core.kafka import (ReliableProducer, commit_consumed, key_partition, make_consumer, partition_count,
+                                   take_available)
 from billstream_core.serde import codec
 from billstream_core.settings import Settings, TopicSpec
 from stream_app import records
@@ -74,13 +79,14 @@ class ImageRouter:
         self.orders: dict[int, dict[str, dict[str, Any]]] = {}  # submitted partition → order → images seen
         self.recognised = RecognisedImages(settings, self.changelog, model_version=model_version)
         self.stats = {"routed_new": 0, "answered_from_cache": 0, "answered_first_hop": 0, "dropped_repeats": 0,
-                      "waiting": 0, "settled": 0, "aborts": 0}
+                      "waiting": 0, "settled": 0, "image_hop_in_place": 0, "aborts": 0}
+        self._image_partitions = topics.by_image.partitions  # read from the broker at start
         self.ready = threading.Event()
         self._stop = threading.Event()
         self._submitted, self._result = codec("BillSubmitted"), codec("BillResult")
         self._staged: dict[tuple[int, str], dict[str, Any] | None] = {}
         self._staged_orders: dict[tuple[int, str], dict[str, Any]] = {}
-        self._outputs: list[tuple[str, bytes, bytes | None, dict[str, str | bytes | None] | None]] = []
+        self._outputs: list[tuple[str, bytes, bytes | None, dict[str, str | bytes | None] | None, int | None]] = []
 
     def stop(self) -> None:
         self._stop.set()
@@ -90,6 +96,7 @@ class ImageRouter:
     def run(self, on_fatal: Callable[[BaseException], None] | None = None) -> None:
         try:
             self.producer.raw.init_transactions(30)  # fences an earlier incarnation, aborts its open transaction
+            self._image_partitions = partition_count(self.settings.kafka, self.by_image, 30)
             self.recognised.start()
             self.consumer.subscribe(self.inputs, on_assign=self._on_assign, on_revoke=self._on_revoke,
                                     on_lost=self._on_revoke)
@@ -152,13 +159,13 @@ class ImageRouter:
             if topic == self.settings.topics.submitted:
                 self._first_hop(message, counts)
             elif topic == self.settings.topics.results:
-                self._repartition_result(message)
+                self._repartition_result(message, counts)
             else:
                 self._route(message, counts)
 
         def produce() -> None:
-            for topic, value, out_key, headers in self._outputs:
-                self.producer.produce(topic, value, key=out_key, headers=headers)
+            for topic, value, out_key, headers, partition in self._outputs:
+                self.producer.produce(topic, value, key=out_key, headers=headers, partition=partition)
             for (partition, sha), entry in self._staged.items():
                 payload = None if entry is None else json.dumps(entry, separators=(",", ":")).encode()
                 self.producer.produce(self.changelog, payload, key=sha.encode(), partition=partition)
@@ -179,8 +186,9 @@ class ImageRouter:
         for name, count in counts.items():
             self.stats[name] += count
 
-    def _emit(self, topic: str, value: bytes, key: bytes | None, headers: dict[str, str | bytes | None] | None = None) -> None:
-        self._outputs.append((topic, value, key, headers))
+    def _emit(self, topic: str, value: bytes, key: bytes | None, headers: dict[str, str | bytes | None] | None = None,
+              partition: int | None = None) -> None:
+        self._outputs.append((topic, value, key, headers, partition))
 
     def _first_hop(self, message: Message, counts: dict[str, int]) -> None:
         """Answer a repeat of a recognised image here; send the rest on to the image's partition."""
@@ -201,19 +209,34 @@ class ImageRouter:
             self._answer(cached, order, event.get("submitted_at_ms"), counts)
             counts["answered_first_hop"] += 1
         else:
-            self._emit(self.by_image, value, sha.encode(), {KIND: SUBMITTED})
+            self._image_hop(value, sha, counts)
         self._staged_orders[(partition, order)] = records.remember_order(known, sha, self.model_version,
                                                                          answered=action == "answer")
 
-    def _repartition_result(self, message: Message) -> None:
+    def _image_hop(self, submission: bytes, sha: str, counts: dict[str, int]) -> None:
+        """In place when this router owns the image's partition, else through the by-image topic."""
+        partition = key_partition(sha.encode(), self._image_partitions)
+        if partition in self.index:
+            self._on_submission(partition, sha, submission, counts)
+            counts["image_hop_in_place"] += 1
+        else:
+            self._emit(self.by_image, submission, sha.encode(), {KIND: SUBMITTED}, partition)
+
+    def _repartition_result(self, message: Message, counts: dict[str, int]) -> None:
         value = message.value() or b""
         try:
             result = self._result.decode(value)
         except DecodeError as exc:
             log.warning("undecodable result for %r: %s", message.key(), exc)
             return
-        if not result["cached"] and result.get("image_sha256"):
-            self._emit(self.by_image, value, result["image_sha256"].encode(), {KIND: RESULT})
+        if result["cached"] or not result.get("image_sha256"):
+            return
+        sha = result["image_sha256"]
+        partition = key_partition(sha.encode(), self._image_partitions)
+        if partition in self.index:
+            self._on_result(partition, sha, result, counts)
+        else:
+            self._emit(self.by_image, value, sha.encode(), {KIND: RESULT}, partition)
 
     # -- the image index --------------------------------------------------------------------
 

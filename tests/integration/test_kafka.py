@@ -3,7 +3,8 @@ from collections.abc import Callable
 
 from confluent_kafka.admin import ConfigResource
 
-from billstream_core.kafka import ReliableProducer, ensure_topics, make_admin, make_consumer, partition_count
+from billstream_core.kafka import (ReliableProducer, ensure_topics, key_partition, make_admin, make_consumer,
+                                   partition_count)
 from billstream_core.serde import codec
 from billstream_core.settings import Settings
 from stream_app.router import router_topics
@@ -66,6 +67,8 @@ def test_avro_events_round_trip_across_partitions_keyed_by_order(
         consumer.close()
     assert sorted(seen) == orders
     assert len(set(seen.values())) > 1, "keys should spread over several partitions"
+    # the router decides from key_partition whether it owns a key's partition: it must agree with the producer
+    assert {number: key_partition(number.encode(), 4) for number in orders} == seen
 
 
 def test_read_committed_consumer_does_not_see_aborted_transactions(

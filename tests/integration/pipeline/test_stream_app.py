@@ -135,6 +135,8 @@ def test_a_repeat_is_answered_in_the_first_hop_and_an_order_number_sent_again_ge
     assert {o: len(found[o]) for o in (first, repeat)} == {first: 1, repeat: 1}
     assert found[repeat][0]["cached"] is True and found[repeat][0]["page_text"] == found[first][0]["page_text"]
     assert counters["answered_first_hop"] == 1 and counters["routed_new"] == 1, counters
+    # one router owns every partition: the image hop ran in place for the new image and the first order's retry
+    assert counters["image_hop_in_place"] == 2, counters
     assert counters["dropped_repeats"] == 1, counters  # the retried repeat; the first order's retry went to the image hop
 
 
