@@ -202,7 +202,25 @@ def ensure_topics(settings: KafkaSettings, specs: Iterable[TopicSpec], *,
             if exc.args and exc.args[0].code() == RdKafkaError.TOPIC_ALREADY_EXISTS:
                 continue
             raise KafkaError(f"cannot create topic {name}: {exc}") from exc
+    _await_leaders(admin, created, timeout_s)
     return created
+
+
+def _await_leaders(admin: AdminClient, topics: list[str], timeout_s: float) -> None:
+    """Until every partition of ``topics`` has a leader in the metadata: a topic just created
+    reaches the brokers' metadata asynchronously (KRaft), and a reader that looked it up
+    before would see no partitions, or NOT_LEADER errors."""
+    deadline = time.monotonic() + timeout_s
+    pending = set(topics)
+    while pending:
+        metadata = admin.list_topics(timeout=max(1.0, deadline - time.monotonic())).topics
+        pending = {name for name in pending if name not in metadata or metadata[name].error is not None
+                   or not metadata[name].partitions
+                   or any(p.leader < 0 for p in metadata[name].partitions.values())}
+        if pending and time.monotonic() > deadline:
+            raise KafkaError(f"created topics have no leader after {timeout_s:.0f}s: {', '.join(sorted(pending))}")
+        if pending:
+            time.sleep(0.1)
 
 
 def topic_config(spec: TopicSpec) -> dict[str, str]:
