@@ -44,34 +44,42 @@ def _entry(message: Message) -> tuple[str, dict[str, Any] | None]:
     return (message.key() or b"").decode(), None if value is None else json.loads(value)
 
 
-def restore_partition(settings: Settings, topic: str, partition: int) -> dict[str, dict[str, Any]]:
-    """One partition of a changelog, read from its start up to its end as of now."""
+def restore_partitions(settings: Settings, partitions: list[tuple[str, int]]) -> dict[tuple[str, int], dict[str, dict[str, Any]]]:
+    """Changelog partitions (topic, partition), each read from its start up to its end as of
+    now, all through one reader: a router assigned a dozen partitions restores them at once."""
+    restored: dict[tuple[str, int], dict[str, dict[str, Any]]] = {key: {} for key in partitions}
+    if not partitions:
+        return restored
     reader = make_consumer(settings.kafka, f"{settings.stream.app_id}-router-restore", read_committed=True)
-    entries: dict[str, dict[str, Any]] = {}
     try:
-        tp = TopicPartition(topic, partition)
-        low, high = watermarks(reader, topic, partition)
-        if high <= low:
-            return entries
-        reader.assign([TopicPartition(topic, partition, OFFSET_BEGINNING)])
+        ends = {}
+        for topic, partition in partitions:
+            low, high = watermarks(reader, topic, partition)
+            if high > low:
+                ends[(topic, partition)] = high
+        if ends:
+            reader.assign([TopicPartition(topic, partition, OFFSET_BEGINNING) for topic, partition in ends])
         deadline = time.monotonic() + RESTORE_TIMEOUT_S
-        while True:
+        while ends:
             if time.monotonic() > deadline:
-                raise KafkaError(f"restoring {topic}[{partition}] did not reach offset {high} "
-                                 f"within {RESTORE_TIMEOUT_S:.0f}s")
-            message = reader.poll(1.0)
-            if message is not None and message.error() is None:
+                raise KafkaError(f"restoring {', '.join(f'{t}[{p}]' for t, p in ends)} did not reach "
+                                 f"their end offsets within {RESTORE_TIMEOUT_S:.0f}s")
+            for message in take_available(reader, 1000, 0.5):
                 key, entry = _entry(message)
+                entries = restored[(message.topic() or "", message.partition() or 0)]
                 if entry is None:
                     entries.pop(key, None)
                 else:
                     entries[key] = entry
-            if reader.position([tp])[0].offset >= high:
-                break
+            for tp in reader.position([TopicPartition(t, p) for t, p in ends]):
+                if tp.offset >= ends[(tp.topic, tp.partition)]:
+                    del ends[(tp.topic, tp.partition)]
+                    reader.incremental_unassign([TopicPartition(tp.topic, tp.partition)])
     finally:
         reader.close()
-    log.info("%s partition %d restored: %d entries", topic, partition, len(entries))
-    return entries
+    for (topic, partition), entries in restored.items():
+        log.info("%s partition %d restored: %d entries", topic, partition, len(entries))
+    return restored
 
 
 class RecognisedImages:

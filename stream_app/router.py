@@ -40,7 +40,7 @@ from billstream_core.kafka import (ReliableProducer, commit_consumed, key_partit
 from billstream_core.serde import codec
 from billstream_core.settings import Settings, TopicSpec
 from stream_app import records
-from stream_app.changelogs import RecognisedImages, restore_partition
+from stream_app.changelogs import RecognisedImages, restore_partitions
 
 log = logging.getLogger("billstream.router")
 
@@ -134,11 +134,11 @@ class ImageRouter:
         if stateful:
             # committed offsets first: read_committed waits for a previous owner's open transaction
             consumer.committed(stateful, timeout=60)
-            for tp in stateful:
-                if tp.topic == self.by_image:
-                    self.index[tp.partition] = restore_partition(self.settings, self.changelog, tp.partition)
-                else:
-                    self.orders[tp.partition] = restore_partition(self.settings, self.orders_log, tp.partition)
+            logs = [(self.changelog if tp.topic == self.by_image else self.orders_log, tp.partition) for tp in stateful]
+            restored = restore_partitions(self.settings, logs)
+            for tp, key in zip(stateful, logs):
+                state = self.index if tp.topic == self.by_image else self.orders
+                state[tp.partition] = restored[key]
         consumer.incremental_assign(partitions)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:

@@ -1,4 +1,5 @@
 """Avro events through a real multi-partition topic on the session's broker."""
+import json
 from collections.abc import Callable
 
 from confluent_kafka.admin import ConfigResource
@@ -7,6 +8,7 @@ from billstream_core.kafka import (ReliableProducer, ensure_topics, key_partitio
                                    partition_count)
 from billstream_core.serde import codec
 from billstream_core.settings import Settings
+from stream_app.changelogs import restore_partitions
 from stream_app.router import router_topics
 
 
@@ -98,3 +100,28 @@ def test_read_committed_consumer_does_not_see_aborted_transactions(
     finally:
         consumer.close()
     assert keys == ["COMMITTED"]
+
+
+def test_changelog_partitions_restore_together_without_aborted_or_deleted_entries(
+        services: Settings, make_topic: Callable[..., str], unique: Callable[[str], str]) -> None:
+    images, orders = make_topic(partitions=2), make_topic(partitions=2)
+    producer = ReliableProducer(services.kafka, transactional_id=unique("tx"))
+    raw = producer.raw
+    raw.init_transactions(30)
+    raw.begin_transaction()
+    for n in range(300):  # enough records for several fetches
+        producer.produce(images, json.dumps({"n": n}).encode(), key=f"img-{n % 50}", partition=n % 2)
+    producer.produce(images, None, key="img-1", partition=1)  # a tombstone
+    producer.produce(orders, b'{"o": 1}', key="order-1", partition=0)
+    raw.commit_transaction(30)
+    raw.begin_transaction()
+    producer.produce(images, b'{"n": -1}', key="img-aborted", partition=0)
+    producer.produce(orders, b'{"o": -1}', key="order-1", partition=0)
+    raw.abort_transaction(30)
+
+    wanted = [(images, 0), (images, 1), (orders, 0), (orders, 1)]
+    restored = restore_partitions(services, wanted)
+    assert set(restored) == set(wanted)
+    assert restored[(images, 0)] == {f"img-{k}": {"n": 250 + k} for k in range(0, 50, 2)}
+    assert restored[(images, 1)] == {f"img-{k}": {"n": 250 + k} for k in range(3, 50, 2)}
+    assert restored[(orders, 0)] == {"order-1": {"o": 1}} and restored[(orders, 1)] == {}
