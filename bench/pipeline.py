@@ -157,8 +157,9 @@ def wait_for_group(settings: Settings, members: int, timeout: float) -> None:
 def new_bill_steps(settings: Settings, orders: set[str], watcher: ResultWatcher) -> dict[str, float]:
     """p50 and p99 ms of each step of a new bill at half load, by the records' Kafka timestamps
     and the result's own clock: the router (submitted → work: one transaction with one router,
-    two with several), the worker's wait before its engine batch starts (poll, fetch, decode, a batch still running),
-    the engine batch, and the worker's commit until a read_committed reader sees it."""
+    two with several), the worker's wait before its engine batch starts (poll, fetch, decode,
+    a batch still running), the engine batch, and the worker's commit until a read_committed
+    reader sees it."""
     submitted = record_times(settings, settings.topics.submitted, orders)
     work = record_times(settings, settings.topics.work, orders)
     steps: dict[str, list[float]] = {"router_ms": [], "worker_ms": [], "before_engine_ms": [], "engine_ms": [],
