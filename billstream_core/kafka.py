@@ -206,21 +206,25 @@ def ensure_topics(settings: KafkaSettings, specs: Iterable[TopicSpec], *,
     return created
 
 
-def _await_leaders(admin: AdminClient, topics: list[str], timeout_s: float) -> None:
-    """Until every partition of ``topics`` has a leader in the metadata: a topic just created
-    reaches the brokers' metadata asynchronously (KRaft), and a reader that looked it up
-    before would see no partitions, or NOT_LEADER errors."""
+def _await_leaders(admin: AdminClient, topics: list[str], timeout_s: float) -> dict[str, Any]:
+    """The metadata of ``topics`` once every partition of each has a leader: a topic just
+    created reaches the brokers' metadata asynchronously (KRaft), and a reader that looked
+    it up before would see no partitions, or NOT_LEADER errors."""
     deadline = time.monotonic() + timeout_s
-    pending = set(topics)
-    while pending:
-        metadata = admin.list_topics(timeout=max(1.0, deadline - time.monotonic())).topics
-        pending = {name for name in pending if name not in metadata or metadata[name].error is not None
+    while True:
+        try:
+            metadata = admin.list_topics(timeout=max(1.0, deadline - time.monotonic())).topics
+        except KafkaException as exc:
+            raise BrokerUnavailable(f"cannot read the metadata of {', '.join(topics)}: {exc}") from exc
+        pending = [name for name in topics if name not in metadata or metadata[name].error is not None
                    or not metadata[name].partitions
-                   or any(p.leader < 0 for p in metadata[name].partitions.values())}
-        if pending and time.monotonic() > deadline:
-            raise KafkaError(f"created topics have no leader after {timeout_s:.0f}s: {', '.join(sorted(pending))}")
-        if pending:
-            time.sleep(0.1)
+                   or any(p.leader < 0 for p in metadata[name].partitions.values())]
+        if not pending:
+            return {name: metadata[name] for name in topics}
+        if time.monotonic() > deadline:
+            raise KafkaError(f"no leader for every partition after {timeout_s:.0f}s (or no such topic): "
+                             f"{', '.join(pending)}")
+        time.sleep(0.1)
 
 
 def topic_config(spec: TopicSpec) -> dict[str, str]:
@@ -234,18 +238,10 @@ def topic_config(spec: TopicSpec) -> dict[str, str]:
 
 
 def partition_count(settings: KafkaSettings, topic: str, timeout_s: float = 10.0) -> int:
-    """Retried until ``timeout_s``: a topic created a moment ago may not be in every broker's
-    metadata yet (KRaft propagates it asynchronously)."""
-    admin = make_admin(settings)
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            metadata = admin.list_topics(topic=topic, timeout=max(1.0, deadline - time.monotonic()))
-        except KafkaException as exc:
-            raise BrokerUnavailable(f"cannot read metadata of {topic}: {exc}") from exc
-        entry = metadata.topics.get(topic)
-        if entry is not None and entry.error is None and entry.partitions:
-            return len(entry.partitions)
-        if time.monotonic() > deadline:
-            raise KafkaError(f"topic {topic} does not exist")
-        time.sleep(0.2)
+    """Waits up to ``timeout_s`` for a topic created a moment ago (maybe by another process)."""
+    try:
+        return len(_await_leaders(make_admin(settings), [topic], timeout_s)[topic].partitions)
+    except BrokerUnavailable:
+        raise
+    except KafkaError as exc:
+        raise KafkaError(f"topic {topic} does not exist") from exc

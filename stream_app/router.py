@@ -209,18 +209,22 @@ class ImageRouter:
             self._answer(cached, order, event.get("submitted_at_ms"), counts)
             counts["answered_first_hop"] += 1
         else:
-            self._image_hop(value, sha, counts)
+            def in_place(image_partition: int) -> None:
+                self._on_submission(image_partition, sha, value, event, counts)
+                counts["image_hop_in_place"] += 1
+
+            self._image_hop(SUBMITTED, value, sha, in_place)
         self._staged_orders[(partition, order)] = records.remember_order(known, sha, self.model_version,
                                                                          answered=action == "answer")
 
-    def _image_hop(self, submission: bytes, sha: str, counts: dict[str, int]) -> None:
-        """In place when this router owns the image's partition, else through the by-image topic."""
+    def _image_hop(self, kind: bytes, value: bytes, sha: str, in_place: Callable[[int], None]) -> None:
+        """``in_place(partition)`` when this router owns the image's by-image partition, else
+        the record goes through the by-image topic to the router that does."""
         partition = key_partition(sha.encode(), self._image_partitions)
         if partition in self.index:
-            self._on_submission(partition, sha, submission, counts)
-            counts["image_hop_in_place"] += 1
+            in_place(partition)
         else:
-            self._emit(self.by_image, submission, sha.encode(), {KIND: SUBMITTED}, partition)
+            self._emit(self.by_image, value, sha.encode(), {KIND: kind}, partition)
 
     def _repartition_result(self, message: Message, counts: dict[str, int]) -> None:
         value = message.value() or b""
@@ -232,11 +236,7 @@ class ImageRouter:
         if result["cached"] or not result.get("image_sha256"):
             return
         sha = result["image_sha256"]
-        partition = key_partition(sha.encode(), self._image_partitions)
-        if partition in self.index:
-            self._on_result(partition, sha, result, counts)
-        else:
-            self._emit(self.by_image, value, sha.encode(), {KIND: RESULT}, partition)
+        self._image_hop(RESULT, value, sha, lambda partition: self._on_result(partition, sha, result, counts))
 
     # -- the image index --------------------------------------------------------------------
 
@@ -253,14 +253,14 @@ class ImageRouter:
         value = message.value() or b""
         try:
             if kind == SUBMITTED:
-                self._on_submission(partition, sha, value, counts)
+                self._on_submission(partition, sha, value, self._submitted.decode(value), counts)
             elif kind == RESULT:
                 self._on_result(partition, sha, self._result.decode(value), counts)
         except DecodeError as exc:  # only this router writes the topic: a bug, not a reason to stall
             log.error("skipping undecodable %s record for image %s: %s", kind, sha, exc)
 
-    def _on_submission(self, partition: int, sha: str, value: bytes, counts: dict[str, int]) -> None:
-        event = self._submitted.decode(value)
+    def _on_submission(self, partition: int, sha: str, value: bytes, event: dict[str, Any],
+                       counts: dict[str, int]) -> None:
         order = event["order_number"]
         entry = self._entry(partition, sha)
         if entry is not None and entry["model_version"] != self.model_version:
