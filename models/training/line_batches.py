@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from models.recognition.charset import Charset
-from models.training.recognition_data import Batch, LineSample, pack, prepare, width_groups
+from models.training.recognition_data import WIDTH_JITTER, Batch, LineSample, pack, prepare, width_groups
 from models.training.synthetic_lines import synthetic_samples
 
 
@@ -27,9 +27,11 @@ class BatchJob:
 
 class LineBatches:
     def __init__(self, real: list[LineSample], charset: Charset, *, batch_size: int, synthetic: int,
-                 fonts: Sequence[Path], seed: int, height: int = 32, max_width: int = 1024) -> None:
+                 fonts: Sequence[Path], seed: int, height: int = 32, max_width: int = 1024,
+                 width_jitter: tuple[float, float] = WIDTH_JITTER) -> None:
         self.real, self.charset, self.batch_size, self.synthetic = real, charset, batch_size, synthetic
         self.fonts, self.seed, self.height, self.max_width = list(fonts), seed, height, max_width
+        self.width_jitter = width_jitter
         self.transcripts = [s.text for s in real]
 
     def _real_per_batch(self) -> int:
@@ -54,5 +56,5 @@ class LineBatches:
         chosen = [self.real[i] for i in job.real]
         if job.synthetic:
             chosen += synthetic_samples(job.synthetic, self.transcripts, self.charset, seed=job.seed, fonts=self.fonts)
-        images = [prepare(sample, self.height, self.max_width, rng) for sample in chosen]
+        images = [prepare(sample, self.height, self.max_width, rng, self.width_jitter) for sample in chosen]
         return pack(images, [sample.text for sample in chosen], self.charset, self.height)

@@ -79,13 +79,19 @@ def augment(image: np.ndarray, rng: random.Random) -> np.ndarray:
     return out
 
 
-def prepare(sample: LineSample, height: int, max_width: int, rng: random.Random | None) -> np.ndarray:
+WIDTH_JITTER = (0.8, 1.2)
+
+
+def prepare(sample: LineSample, height: int, max_width: int, rng: random.Random | None,
+            width_jitter: tuple[float, float] = WIDTH_JITTER) -> np.ndarray:
+    """Trim, augment (training, when ``rng``) and resize one crop; ``width_jitter`` is the range
+    of the horizontal squeeze or stretch applied to 30% of training crops (condensed print)."""
     image = trim_margin(sample.image, rng)
     if rng is not None:
         image = augment(image, rng)
-        if rng.random() < 0.3:  # width jitter: condensed and wide print
+        if rng.random() < 0.3:
             h, w = image.shape
-            image = cv2.resize(image, (max(4, int(w * rng.uniform(0.8, 1.2))), h))
+            image = cv2.resize(image, (max(4, int(w * rng.uniform(*width_jitter))), h))
     return resize_to_height(image, height, max_width=max_width)
 
 

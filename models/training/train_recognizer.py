@@ -66,7 +66,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="where the best epoch is exported (default: the shipped weights)")
     parser.add_argument("--limit", type=int, default=None, help="only this many train and validation receipts (smoke runs)")
     parser.add_argument("--init", type=Path, default=None, help="start from these weights (.npz) or another run's checkpoint (.pt)")
+    parser.add_argument("--channels", default=",".join(map(str, CRNNConfig.channels)),
+                        help="the CNN's six widths, comma-separated (the CPU serving cost grows with their squares)")
+    parser.add_argument("--lstm-hidden", type=int, default=CRNNConfig.lstm_hidden)
+    parser.add_argument("--width-jitter", default="0.8,1.2",
+                        help="range of the horizontal squeeze/stretch given to 30%% of training lines")
     args = parser.parse_args(argv)
+    channels = tuple(int(c) for c in args.channels.split(","))
+    low, high = (float(x) for x in args.width_jitter.split(","))
+    if len(channels) != 6 or not 0 < low <= high:
+        parser.error("--channels takes six widths; --width-jitter LOW,HIGH with 0 < LOW <= HIGH")
 
     torch.set_num_threads(args.threads)
     random.seed(args.seed)
@@ -87,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.synthetic:
         print(f"synthetic: {args.synthetic} lines per epoch in {len(fonts)} fonts", flush=True)
 
-    config = CRNNConfig(num_classes=len(charset))
+    config = CRNNConfig(num_classes=len(charset), channels=channels, lstm_hidden=args.lstm_hidden)
     model = build_crnn(config)
     if args.init is not None and args.init.suffix == ".pt":  # another run's checkpoint
         model.load_state_dict(torch.load(args.init, map_location="cpu", weights_only=True)["model"])
@@ -95,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         load_state(model, args.init, expected_sha256=None)
     model = model.to(args.device)
     epoch_batches = LineBatches(train, charset, batch_size=args.batch_size, synthetic=args.synthetic, fonts=fonts,
-                                seed=args.seed)
+                                seed=args.seed, width_jitter=(low, high))
     steps_per_epoch = epoch_batches.steps()
     build_batches = JobBuilder(epoch_batches.build, args.workers)
     optimizer, scheduler = one_cycle(model, args.lr, args.epochs * steps_per_epoch)
