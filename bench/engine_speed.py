@@ -3,7 +3,10 @@
 runs in its own process (threads pinned, peak RSS measured there).
 
     python -m bench.engine_speed [--split DIR] [--pages 20] [--threads 1,2]
-        [--configs torch,onnx,onnx-int8,rapidocr] [--json]
+        [--configs torch,onnx,onnx-int8,rapidocr] [--weights-dir DIR ...] [--json]
+
+``--weights-dir`` more than once runs each engine configuration on each set of weights (a
+candidate beside the shipped model, in one run).
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ from bench.machine import describe
 REPO = Path(__file__).resolve().parents[1]
 
 
-def measure(config: str, threads: int, images: list[Path]) -> dict[str, float]:
+def measure(config: str, threads: int, images: list[Path], weights_dir: Path) -> dict[str, float]:
     """Runs inside the child process: load once, warm up, then time decode + OCR per page."""
     os.environ["OMP_NUM_THREADS"] = str(threads)
     import torch
@@ -37,7 +40,7 @@ def measure(config: str, threads: int, images: list[Path]) -> dict[str, float]:
         from models.engine.predictor import EngineOptions, OcrEngine
 
         backend, _, decoder = config.partition("+")  # e.g. onnx-int8+greedy
-        engine = OcrEngine.load(options=EngineOptions(backend=backend, threads=threads, decoder=decoder or "auto"))
+        engine = OcrEngine.load(weights_dir, EngineOptions(backend=backend, threads=threads, decoder=decoder or "auto"))
         run = lambda data: len(engine.read_image_bytes(data).lines)
     run(datas[0])  # warm-up
     lines, started = 0, time.perf_counter()
@@ -55,28 +58,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--configs", default="torch,onnx,onnx-int8,onnx-int8+greedy,rapidocr",
                         help="backend[+decoder] (decoder auto = beam with the shipped LM) or rapidocr")
+    parser.add_argument("--weights-dir", type=Path, action="append", help="weights to run (repeatable; default: shipped)")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--child", nargs=2, metavar=("CONFIG", "THREADS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     from models.training.receipts import read_val_fold
+    from models.manifest import WEIGHTS_DIR, model_version, read_manifest
+
+    version_of = lambda d: model_version(read_manifest(d / "manifest.json"))[:17]  # detector.recognizer
+    weights_dirs = args.weights_dir or [WEIGHTS_DIR]
 
     fold = sorted(read_val_fold())[: args.pages]
     images = [args.split / f"{name}.jpg" for name in fold]
     if args.child:
-        print(json.dumps(measure(args.child[0], int(args.child[1]), images)))
+        print(json.dumps(measure(args.child[0], int(args.child[1]), images, weights_dirs[0])))
         return 0
+    runs = [(config, None) for config in args.configs.split(",") if config == "rapidocr"]
+    runs = [(config, d) for config in args.configs.split(",") if config != "rapidocr" for d in weights_dirs] + runs
     rows = []
     for threads in [int(t) for t in args.threads.split(",")]:
-        for config in args.configs.split(","):
-            print(f"running {config} at {threads} thread(s)…", file=sys.stderr, flush=True)
+        for config, weights in runs:
+            label = config if weights is None or len(weights_dirs) == 1 else f"{config} ({version_of(weights)})"
+            print(f"running {label} at {threads} thread(s)…", file=sys.stderr, flush=True)
             done = subprocess.run([sys.executable, "-m", "bench.engine_speed", "--split", str(args.split), "--pages",
-                                   str(args.pages), "--child", config, str(threads)], capture_output=True, text=True,
+                                   str(args.pages), "--weights-dir", str(weights or WEIGHTS_DIR),
+                                   "--child", config, str(threads)], capture_output=True, text=True,
                                   cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": str(threads)})
             if done.returncode != 0:
                 print(done.stderr[-2000:], file=sys.stderr)
                 return 1
-            rows.append({"config": config, "threads": threads} | json.loads(done.stdout.strip().splitlines()[-1]))
+            rows.append({"config": label, "threads": threads} | json.loads(done.stdout.strip().splitlines()[-1]))
     if args.json:
         print(json.dumps(rows))
         return 0

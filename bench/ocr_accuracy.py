@@ -2,7 +2,10 @@
 the same CPU threads, in one run (DESIGN.md §5 metrics).
 
     python -m bench.ocr_accuracy [--split ../shared/data/receipts-dev] [--fold val] [--threads 2]
-        [--systems billstream,rapidocr,tesseract] [--json]
+        [--systems billstream,rapidocr,tesseract] [--weights-dir DIR ...] [--json]
+
+``--weights-dir`` more than once gives our engine one row per set of weights and decoder
+(a candidate beside the shipped model, in one run; rows are named by model version).
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", default="torch", help="billstream backend: torch, onnx, onnx-int8")
     parser.add_argument("--decoders", default="beam,greedy", help="billstream decoders, one row each")
     parser.add_argument("--no-line-crops", action="store_true", help="skip the GT line-crop accuracy (faster)")
+    parser.add_argument("--weights-dir", type=Path, action="append", help="weights to run (repeatable; default: shipped)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
@@ -34,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     from models.engine.predictor import EngineOptions, OcrEngine
+    from models.manifest import WEIGHTS_DIR
     from models.evaluation import EngineReader, Reader, evaluate
     from models.training.receipts import load_receipts, read_val_fold
 
@@ -44,9 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     readers: list[Reader] = []
     for name in args.systems.split(","):
         if name == "billstream":
-            for decoder in args.decoders.split(","):
-                readers.append(EngineReader(OcrEngine.load(
-                    options=EngineOptions(backend=args.backend, threads=args.threads, decoder=decoder))))
+            for weights_dir in args.weights_dir or [WEIGHTS_DIR]:
+                for decoder in args.decoders.split(","):
+                    readers.append(EngineReader(OcrEngine.load(
+                        weights_dir, EngineOptions(backend=args.backend, threads=args.threads, decoder=decoder))))
         elif name == "rapidocr":
             from bench.peers import RapidOcrReader
 

@@ -4,7 +4,8 @@ each decoder: the beam's confidences and greedy decoding's are on different scal
 Tuned on the receipts that neither training nor the validation fold uses: receipts-extra's
 receipts of the validation vendors (excluded from training so that no vendor straddles the
 split). Their GT line crops are read once, then every candidate (confidence threshold x
-stretch factors) is scored by exact lines; the best, the cheaper on a tie, is kept. The
+stretch factors) is scored by exact lines; the cheapest of those within one line of the best
+is kept (a second reading costs time on every doubtful line; one crop is noise). The
 validation fold is not read.
 
     python -m models.training.tune_reread [--threads 2] [--write] [--json]
@@ -74,8 +75,11 @@ def candidate_rows(read: Callable[[list[np.ndarray]], list[tuple[str, float]]], 
     return rows
 
 
-def best_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    return max(rows, key=lambda r: (round(r["line_exact_ci"], 4), -r["reread_share"]))
+def best_row(rows: list[dict[str, Any]], lines: int) -> dict[str, Any]:
+    """The fewest extra readings among the rows at most one of ``lines`` crops below the best."""
+    top = max(r["line_exact_ci"] for r in rows)
+    near = [r for r in rows if r["line_exact_ci"] >= top - 1.0 / lines - 1e-9]
+    return min(near, key=lambda r: (r["reread_share"], -r["line_exact_ci"]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             if not lines:
                 parser.error("no receipts outside training and validation to tune on")
         rows = candidate_rows(engine.recognize_resized, lines, truths, engine.max_line_width)
-        results[decoder] = {"chosen": best_row(rows), "rows": rows}
+        results[decoder] = {"chosen": best_row(rows, len(lines)), "rows": rows}
 
     if args.write:
         chosen = {d: {"below": r["chosen"]["below"], "stretch": r["chosen"]["stretch"]} for d, r in results.items()}

@@ -41,3 +41,15 @@ def test_stretch_keeps_height_and_respects_the_width_limit() -> None:
 
 def test_most_confident_ignores_less_confident_alternatives() -> None:
     assert most_confident([("A", 0.8), ("B", 0.7)], [{0: ("AA", 0.5)}, {1: ("BB", 0.75)}]) == [("A", 0.8), ("BB", 0.75)]
+
+
+def test_the_reread_choice_takes_the_cheapest_setting_within_one_line_of_the_best() -> None:
+    from models.training.tune_reread import best_row
+
+    rows = [{"below": 0.0, "stretch": [], "line_exact_ci": 0.860, "reread_share": 0.0},
+            {"below": 0.99, "stretch": [1.15, 1.45], "line_exact_ci": 0.874, "reread_share": 0.88},
+            {"below": 0.99, "stretch": [1.15], "line_exact_ci": 0.873, "reread_share": 0.44},
+            {"below": 0.98, "stretch": [1.3], "line_exact_ci": 0.871, "reread_share": 0.30}]
+    assert best_row(rows, lines=677)["stretch"] == [1.15]  # 0.001 below the best: under one line of 677
+    assert best_row(rows, lines=100)["stretch"] == [1.3]  # one line is 0.01 here: 0.871 is within it
+    assert best_row(rows, lines=10_000)["stretch"] == [1.15, 1.45]

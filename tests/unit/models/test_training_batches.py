@@ -52,3 +52,16 @@ def test_workers_build_the_same_batches_in_the_same_order(line_batches: LineBatc
     assert all(np.array_equal(a[0], b[0]) for a, b in zip(here, again))
     for (a_images, a_targets, *_), (b_images, b_targets, *_) in zip(here, there):
         assert np.array_equal(a_images, b_images) and a_targets == b_targets
+
+
+def test_width_jitter_squeezes_some_training_lines_by_the_range_given() -> None:
+    import random
+
+    from models.training.recognition_data import prepare
+
+    sample = LineSample(np.full((STORE_HEIGHT, 600), 255, np.uint8), "TOTAL 12.50")
+    plain = [prepare(sample, 32, 2048, random.Random(s), (1.0, 1.0)).shape[1] for s in range(60)]
+    squeezed = [prepare(sample, 32, 2048, random.Random(s), (0.5, 0.5)).shape[1] for s in range(60)]
+    halved = [s / p for p, s in zip(plain, squeezed) if s != p]
+    assert 6 <= len(halved) <= 36  # about 30% of lines are jittered
+    assert all(0.45 <= r <= 0.55 for r in halved)

@@ -29,3 +29,26 @@ def test_trainer_exports_weights_with_a_manifest_and_resumes(tmp_path: Path, cap
     out = capsys.readouterr().out
     assert "rerun to resume" in out and "resumed after epoch 1" in out
     assert [json.loads(line)["epoch"] for line in out.splitlines() if line.startswith("{")] == [1, 2]
+
+
+def test_trainer_builds_the_architecture_it_is_given_and_the_engine_loads_it(tmp_path: Path) -> None:
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / "manifest.json").write_text((WEIGHTS_DIR / "manifest.json").read_text())
+    for name in ("detector.npz", "char_lm.json.gz"):
+        (weights / name).write_bytes((WEIGHTS_DIR / name).read_bytes())
+    assert train_recognizer.main(["--epochs", "1", "--limit", "1", "--synthetic", "8", "--batch-size", "16",
+                                  "--threads", "1", "--channels", "8,8,16,16,24,24", "--lstm-hidden", "16",
+                                  "--width-jitter", "0.6,1.1", "--run-dir", str(tmp_path / "run"),
+                                  "--weights-dir", str(weights)]) == 0
+    config = json.loads((weights / "manifest.json").read_text())["recognizer"]["config"]
+    assert config["channels"] == [8, 8, 16, 16, 24, 24] and config["lstm_hidden"] == 16
+    networks = load_networks(weights)  # built from the manifest's config, not the default one
+    assert networks.recognizer.rnn.hidden_size == 16  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("bad", [["--channels", "8,8,16"], ["--width-jitter", "1.2,0.8"]])
+def test_trainer_refuses_a_malformed_architecture_or_jitter(bad: list[str], tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        train_recognizer.main([*bad, "--run-dir", str(tmp_path / "run"), "--weights-dir", str(tmp_path / "w")])
+    assert exit_info.value.code == 2
