@@ -25,7 +25,8 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from billstream_core.errors import DecodeError, KafkaError
-from billstream_core.kafka import ReliableProducer, commit_consumed, make_consumer, take_available
+from billstream_core.kafka import (ReliableProducer, commit_consumed, delivering_partitions, make_consumer,
+                                   take_available)
 from billstream_core.order_numbers import is_valid_order_number
 from billstream_core.serde import codec
 from billstream_core.settings import Settings
@@ -170,21 +171,24 @@ class InferenceWorker:
     def _wait(self, future: Future[list[dict[str, Any]]]) -> list[dict[str, Any]]:
         """The engine's results; meanwhile keep polling (liveness, rebalance callbacks), holding
         what arrives for the next batch. Partitions are paused only once a full batch is held:
-        a resumed partition was seen to deliver nothing for ~0.5-1 s, which, paid after every
+        a resumed partition was seen to deliver nothing for ~0.5-1 s, which, paused after every
         batch, left the engine idle for a third of the time."""
         limit = self.settings.worker.max_batch
         paused: list[TopicPartition] = []
         try:
             while not future.done():
                 if len(self._held) >= limit:  # again each time: a partition may have been assigned since
-                    paused = self.consumer.assignment()
-                    self.consumer.pause(paused)
+                    fresh = delivering_partitions(self.consumer, skip={_key(tp) for tp in paused})
+                    if fresh:
+                        self.consumer.pause(fresh)
+                        paused += fresh
                 # after the pause, poll may still hand over what it fetched before: held too
                 # (seeking back to such a message lost it: resume restarts after it)
                 self._held += take_available(self.consumer, max(1, limit - len(self._held)), 0.05)
         finally:
-            if paused:
-                self.consumer.resume(self.consumer.assignment())
+            if paused:  # only what was paused and is still ours: see delivering_partitions
+                assigned = {_key(tp) for tp in self.consumer.assignment()}
+                self.consumer.resume([tp for tp in paused if _key(tp) in assigned])
         return future.result()
 
     def _drop_held(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -210,3 +214,7 @@ def _where(message: Message) -> tuple[str, int]:
 
 def _partitions(messages: list[Message]) -> set[tuple[str, int]]:
     return {_where(m) for m in messages}
+
+
+def _key(tp: TopicPartition) -> tuple[str, int]:
+    return tp.topic, tp.partition
