@@ -171,7 +171,7 @@ class InferenceWorker:
     def _wait(self, future: Future[list[dict[str, Any]]]) -> list[dict[str, Any]]:
         """The engine's results; meanwhile keep polling (liveness, rebalance callbacks), holding
         what arrives for the next batch. Partitions are paused only once a full batch is held:
-        a resumed partition was seen to deliver nothing for ~0.5-1 s, which, paused after every
+        a resumed partition was seen to deliver nothing for ~0.5-1 s, which, paid after every
         batch, left the engine idle for a third of the time."""
         limit = self.settings.worker.max_batch
         paused: list[TopicPartition] = []

@@ -28,7 +28,7 @@ from models.training.metrics import LineAccuracy
 from models.training.receipts import load_all, read_val_fold, split_train_val
 from models.training.line_batches import LineBatches
 from models.training.loader import JobBuilder
-from models.training.recognition_data import LineSample, batches, extract_samples
+from models.training.recognition_data import WIDTH_JITTER, LineSample, batches, extract_samples
 from models.training.synthetic_lines import find_fonts
 from models.training.checkpoints import EpochCheckpoints, one_cycle, provenance, report_epoch, train_step
 from models.weights_io import WEIGHTS_DIR, load_state, save_state, update_manifest
@@ -69,13 +69,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--channels", default=",".join(map(str, CRNNConfig.channels)),
                         help="the CNN's six widths, comma-separated (the CPU serving cost grows with their squares)")
     parser.add_argument("--lstm-hidden", type=int, default=CRNNConfig.lstm_hidden)
-    parser.add_argument("--width-jitter", default="0.8,1.2",
+    parser.add_argument("--width-jitter", default=",".join(map(str, WIDTH_JITTER)),
                         help="range of the horizontal squeeze/stretch given to 30%% of training lines")
     args = parser.parse_args(argv)
-    channels = tuple(int(c) for c in args.channels.split(","))
-    low, high = (float(x) for x in args.width_jitter.split(","))
-    if len(channels) != 6 or not 0 < low <= high:
-        parser.error("--channels takes six widths; --width-jitter LOW,HIGH with 0 < LOW <= HIGH")
+    try:
+        channels = tuple(int(c) for c in args.channels.split(","))
+        low, high = (float(x) for x in args.width_jitter.split(","))
+    except ValueError:
+        channels, low, high = (), 0.0, 0.0
+    if len(channels) != 6 or min(channels) < 1 or not 0 < low <= high:
+        parser.error("--channels takes six positive widths; --width-jitter LOW,HIGH with 0 < LOW <= HIGH")
 
     torch.set_num_threads(args.threads)
     random.seed(args.seed)
@@ -141,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
             } | provenance(f"{len(train)} real GT line crops from {len(train_receipts)} receipts (receipts-dev minus "
                            "the validation fold, receipts-extra minus its vendors)"
                            + (f" + {args.synthetic} synthetic lines per epoch in {len(fonts)} Debian fonts"
-                              if args.synthetic else "") + (f"; started from {args.init}" if args.init else ""),
+                              if args.synthetic else "") + f"; width jitter {low}-{high}"
+                           + (f"; started from {args.init}" if args.init else ""),
                            epoch, args.seed, args.device, elapsed, metrics), path=args.weights_dir / "manifest.json")
         checkpoints.save(epoch, best)
         if args.max_minutes is not None and elapsed > args.max_minutes:

@@ -43,11 +43,13 @@ def test_trainer_builds_the_architecture_it_is_given_and_the_engine_loads_it(tmp
                                   "--weights-dir", str(weights)]) == 0
     config = json.loads((weights / "manifest.json").read_text())["recognizer"]["config"]
     assert config["channels"] == [8, 8, 16, 16, 24, 24] and config["lstm_hidden"] == 16
+    assert "width jitter 0.6-1.1" in json.loads((weights / "manifest.json").read_text())["recognizer"]["training"]["data"]
     networks = load_networks(weights)  # built from the manifest's config, not the default one
     assert networks.recognizer.rnn.hidden_size == 16  # type: ignore[union-attr]
 
 
-@pytest.mark.parametrize("bad", [["--channels", "8,8,16"], ["--width-jitter", "1.2,0.8"]])
+@pytest.mark.parametrize("bad", [["--channels", "8,8,16"], ["--channels", "8,8,x,16,16,16"],
+                                 ["--width-jitter", "1.2,0.8"], ["--width-jitter", "0.8"]])
 def test_trainer_refuses_a_malformed_architecture_or_jitter(bad: list[str], tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as exit_info:
         train_recognizer.main([*bad, "--run-dir", str(tmp_path / "run"), "--weights-dir", str(tmp_path / "w")])
