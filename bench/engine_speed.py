@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             label = config if weights is None or len(weights_dirs) == 1 else f"{config} ({version_of(weights)})"
             print(f"running {label} at {threads} thread(s)…", file=sys.stderr, flush=True)
             done = subprocess.run([sys.executable, "-m", "bench.engine_speed", "--split", str(args.split), "--pages",
-                                   str(args.pages), "--weights-dir", str(weights or WEIGHTS_DIR),
+                                   str(args.pages), "--weights-dir", str((weights or WEIGHTS_DIR).resolve()),
                                    "--child", config, str(threads)], capture_output=True, text=True,
                                   cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": str(threads)})
             if done.returncode != 0:
