@@ -68,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
 
     version_of = lambda d: model_version(read_manifest(d / "manifest.json"))[:17]  # detector.recognizer
     weights_dirs = args.weights_dir or [WEIGHTS_DIR]
+    missing = [str(d) for d in weights_dirs if not (d / "manifest.json").is_file()]
+    if missing:
+        parser.error(f"no manifest.json in --weights-dir {', '.join(missing)}")
 
     fold = sorted(read_val_fold())[: args.pages]
     images = [args.split / f"{name}.jpg" for name in fold]

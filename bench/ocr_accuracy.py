@@ -32,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights-dir", type=Path, action="append", help="weights to run (repeatable; default: shipped)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    missing = [str(d) for d in args.weights_dir or [] if not (d / "manifest.json").is_file()]
+    if missing:
+        parser.error(f"no manifest.json in --weights-dir {', '.join(missing)}")
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
 
     import torch
