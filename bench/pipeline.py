@@ -3,9 +3,16 @@ cores, in one run: engine bills/s, pipeline bills/s with 1 and 2 workers, and fo
 submit→result latency p50/p95/p99 at a steady offered load of half the capacity just
 measured for it, and cache-hit latency.
 
-Needs the local stack (`billstream infra up`); uses its own topics and consumer groups.
+A shared machine's speed drifts by tens of percent within minutes, so each round measures
+the engine right before its pipeline rows and each ratio compares a row with its own
+round's engine; ``--rounds N`` repeats the lot and the summary gives the median throughput
+ratio and the p99s of all rounds' latencies pooled (more samples, a steadier tail).
 
-    python -m bench.pipeline [--bills 40] [--cores 2] [--threads-per-worker N] [--json]
+Needs the local stack (`billstream infra up`); uses its own topics and consumer groups and
+deletes its topics after each row (a broker holding thousands of stale partitions spends
+CPU on them that the engine then lacks).
+
+    python -m bench.pipeline [--bills 120] [--rounds 1] [--cores 2] [--threads-per-worker N] [--json]
 """
 from __future__ import annotations
 
@@ -17,6 +24,8 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from statistics import median
+from typing import Any
 
 from confluent_kafka import TopicPartition
 
@@ -34,6 +43,23 @@ from producers.submit import BillSubmitter
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def delete_row_topics(settings: Settings) -> None:
+    """The row's topics: its public ones, the router's and Faust's (named after the app id)."""
+    admin = make_admin(settings.kafka)
+    ours = {spec.name for spec in settings.topics.all()}
+    names = [name for name in admin.list_topics(timeout=10).topics
+             if name in ours or name.startswith(settings.stream.app_id + "-")]
+    for name, future in admin.delete_topics(names, operation_timeout=30).items():
+        try:
+            future.result()
+        except Exception as exc:  # noqa: BLE001 - a leftover topic is no reason to lose the table
+            print(f"could not delete {name}: {exc}", file=sys.stderr)
+
+
+def partition_count_on_broker(settings: Settings) -> int:
+    return sum(len(t.partitions) for t in make_admin(settings.kafka).list_topics(timeout=10).topics.values())
 
 
 def isolated(base: Settings, cores: int, workers: int, threads: int | None = None,
@@ -119,7 +145,7 @@ def record_times(settings: Settings, topic: str, orders: set[str]) -> dict[str, 
 
 
 def cache_hops(settings: Settings, started_ms: dict[str, float], seen_ms: dict[str, tuple[float, int]]) -> dict[str, float]:
-    """Median ms of each step of a cache hit: the client's submit call (upload + produce), then
+    """p50 and p99 ms of each step of a cache hit: the client's submit call (upload + produce), then
     either the router's first hop answering it, or its repartition hop and its answering hop
     (a repeat the first hop did not know yet), and the commit until a reader sees it."""
     orders = set(started_ms)
@@ -136,7 +162,8 @@ def cache_hops(settings: Settings, started_ms: dict[str, float], seen_ms: dict[s
         else:
             steps["first_hop_ms"].append(result_ms - submitted[order])
         steps["visible_ms"].append(seen_wall - result_ms)
-    out = {name: percentile(values, 0.5) for name, values in steps.items() if values}
+    out = {f"{name}_{q}": percentile(values, quantile) for name, values in steps.items() if values
+           for q, quantile in (("p50", 0.5), ("p99", 0.99))}
     return out | {"first_hop_share": len(steps["first_hop_ms"]) / max(1, len(steps["visible_ms"]))}
 
 
@@ -178,17 +205,22 @@ def new_bill_steps(settings: Settings, orders: set[str], watcher: ResultWatcher)
             for q, quantile in (("p50", 0.5), ("p99", 0.99))}
 
 
-def engine_figures(images: list[bytes], singles_on: list[bytes], cores: int, settings: Settings) -> dict[str, float]:
-    """The bare engine as a worker would run it (same backend, device and decoder): bills/s in
-    batches of 8 over ``images``, and single-bill latency over ``singles_on`` (the half-load bills)."""
+def load_engine(cores: int, settings: Settings) -> Any:
+    """The bare engine as a worker would run it (same backend, device and decoder)."""
     import torch
 
     from models.engine.predictor import OcrEngine, serving_options
-    from models.intake import decode_image
 
     torch.set_num_threads(cores)
     worker = settings.worker
-    engine = OcrEngine.load(options=serving_options(worker.backend, worker.device, cores, worker.decoder))
+    return OcrEngine.load(options=serving_options(worker.backend, worker.device, cores, worker.decoder))
+
+
+def engine_figures(engine: Any, images: list[bytes], singles_on: list[bytes], settings: Settings) -> dict[str, Any]:
+    """Bills/s in batches of 8 over ``images``, and single-bill latency over ``singles_on``
+    (the half-load bills), each bill decoded from its bytes as a worker does."""
+    from models.intake import decode_image
+
     engine.read_image_bytes(images[0])
     singles = []
     for image in singles_on:
@@ -197,19 +229,20 @@ def engine_figures(images: list[bytes], singles_on: list[bytes], cores: int, set
         singles.append(time.perf_counter() - started)
     started = time.perf_counter()
     for i in range(0, len(images), 8):
-        engine.read_pages([decode_image(data, load_settings().limits).gray for data in images[i:i + 8]])
+        engine.read_pages([decode_image(data, settings.limits).gray for data in images[i:i + 8]])
     batch_rate = len(images) / (time.perf_counter() - started)
-    return {"bills_per_s": batch_rate, "single_p50_s": percentile(singles, 0.5), "single_p99_s": percentile(singles, 0.99)}
+    return {"bills_per_s": batch_rate, "single_p50_s": percentile(singles, 0.5),
+            "single_p99_s": percentile(singles, 0.99), "singles_s": singles}
 
 
 def pipeline_run(base: Settings, images: list[bytes], fresh: list[bytes], cores: int, workers: int, log_dir: Path,
-                 threads: int | None = None, nice: int = 0) -> dict[str, float]:
+                 threads: int | None = None, nice: int = 0) -> dict[str, Any]:
     """Throughput over ``images``, then latency at half that rate over ``fresh``, then each of
     ``fresh`` again as a cache hit; every run has its own topics and stream app (cold cache)."""
     settings, env = isolated(base, cores, workers, threads, nice)
     children = ComponentProcesses(log_dir / f"{workers}-workers", env=env)
     watcher = ResultWatcher(settings)
-    out: dict[str, float] = {}
+    out: dict[str, Any] = {}
     try:
         children.start("stream-app", "stream-app")
         for n in range(workers):
@@ -236,7 +269,7 @@ def pipeline_run(base: Settings, images: list[bytes], fresh: list[bytes], cores:
         watcher.wait(set(submit_times), 600)
         latencies = [watcher.seen[o] - t for o, t in submit_times.items()]
         out |= {"offered_per_s": half_load, "p50_s": percentile(latencies, 0.5), "p95_s": percentile(latencies, 0.95),
-                "p99_s": percentile(latencies, 0.99)}
+                "p99_s": percentile(latencies, 0.99), "latencies_s": latencies}
         out |= {f"new_{k}": v for k, v in new_bill_steps(settings, set(submit_times), watcher).items()}
         cache_times: dict[str, float] = {}
         cache_wall: dict[str, float] = {}
@@ -247,17 +280,61 @@ def pipeline_run(base: Settings, images: list[bytes], fresh: list[bytes], cores:
             time.sleep(0.05)
         watcher.wait(set(cache_times), 120)
         cache = [watcher.seen[o] - t for o, t in cache_times.items()]
-        out |= {"cache_p50_s": percentile(cache, 0.5), "cache_p99_s": percentile(cache, 0.99)}
+        out |= {"cache_p50_s": percentile(cache, 0.5), "cache_p99_s": percentile(cache, 0.99), "cache_s": cache}
         out |= {f"cache_{k}": v for k, v in cache_hops(settings, cache_wall, watcher.seen_ms).items()}
     finally:
         watcher.close()
         children.stop()
+        delete_row_topics(settings)
     return out
+
+
+def pooled_summary(rounds: list[dict[str, dict[str, Any]]]) -> dict[str, dict[str, float]]:
+    """Per pipeline row: the median of the rounds' throughput ratios, and p99s over every
+    round's samples pooled, the latency one against the engine's pooled single-bill p99."""
+    singles = [s for r in rounds for s in r["engine"]["singles_s"]]
+    engine_p99 = percentile(singles, 0.99)
+    summary: dict[str, dict[str, float]] = {"engine": {"single_p99_s": engine_p99, "samples": len(singles)}}
+    for name in (n for n in rounds[0] if n != "engine"):
+        rows = [(r[name], r["engine"]) for r in rounds]
+        latencies = [x for row, _ in rows for x in row["latencies_s"]]
+        cache = [x for row, _ in rows for x in row["cache_s"]]
+        summary[name] = {
+            "throughput_ratio": median(row["bills_per_s"] / engine["bills_per_s"] for row, engine in rows),
+            "p50_s": percentile(latencies, 0.5), "p99_s": percentile(latencies, 0.99),
+            "p99_ratio": percentile(latencies, 0.99) / engine_p99,
+            "cache_p50_s": percentile(cache, 0.5), "cache_p99_s": percentile(cache, 0.99), "samples": len(latencies),
+        }
+    return summary
+
+
+def print_round(rows: dict[str, dict[str, Any]], label: str) -> None:
+    engine = rows["engine"]
+    for name, row in rows.items():
+        cells = [f"{row['bills_per_s']:.2f}", f"{row['bills_per_s'] / engine['bills_per_s']:.2f}x"]
+        cells += [f"{row[k]:.3f}" if k in row else "-" for k in ("p50_s", "p95_s", "p99_s", "cache_p50_s", "cache_p99_s")]
+        print(f"| {label}{name} | " + " | ".join(cells) + " |")
+
+
+def print_steps(rows: dict[str, dict[str, Any]], label: str) -> None:
+    engine = rows["engine"]
+    for name, row in rows.items():
+        for prefix, what in (("new_", "new bill at half load"), ("cache_", "cache hit")):
+            steps = [k.removeprefix(prefix).removesuffix("_p50") for k in row if k.startswith(prefix) and k.endswith("_ms_p50")]
+            if steps:
+                print(f"{label}{name}: {what}, ms per step (p50/p99): " + ", ".join(
+                    f"{k} {row[f'{prefix}{k}_p50']:.0f}/{row[f'{prefix}{k}_p99']:.0f}" for k in steps)
+                    + (f" ({row.get('cache_first_hop_share', 0):.0%} answered in the first hop)" if prefix == "cache_" else ""))
+        if "p99_s" in row:
+            print(f"{label}{name}: p99 at {row['offered_per_s']:.2f} bills/s offered (half its capacity) = "
+                  f"{row['p99_s'] / engine['single_p99_s']:.2f}x the engine's single-bill p99 "
+                  f"({engine['single_p99_s']:.3f}s)")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bills", type=int, default=40)
+    parser.add_argument("--bills", type=int, default=120, help="bills per phase (default 120)")
+    parser.add_argument("--rounds", type=int, default=1, help="engine + pipeline rounds, one after another")
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 2, help="cores shared by the workers")
     parser.add_argument("--threads-per-worker", type=int, default=None,
                         help="engine threads of each worker (default: the cores divided among the workers)")
@@ -265,46 +342,50 @@ def main(argv: list[str] | None = None) -> int:
                         help="the workers' niceness (BILLSTREAM_WORKER__NICE)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    if args.bills < 2 or args.rounds < 1:
+        parser.error("--bills must be at least 2 and --rounds at least 1")
     base = load_settings()
+    stale = partition_count_on_broker(base)
     seed = int(time.time()) % 100000
     images, fresh = sample_bills(args.bills, run=seed), sample_bills(args.bills, run=seed + 1)  # the same for every row
     log_dir = base.infra.resolved_state_dir / "logs" / "bench"
-    print("measuring the bare engine…", file=sys.stderr, flush=True)
-    engine = engine_figures(images, fresh, args.cores, base)
-    rows = {"engine": engine}
-    for workers in (1, 2):
-        print(f"measuring the pipeline with {workers} worker(s)…", file=sys.stderr, flush=True)
-        rows[f"pipeline, {workers} worker(s)"] = pipeline_run(base, images, fresh, args.cores, workers, log_dir,
-                                                              args.threads_per_worker, args.worker_nice)
+    engine = load_engine(args.cores, base)
+    rounds: list[dict[str, dict[str, Any]]] = []
+    for n in range(args.rounds):
+        print(f"round {n + 1}/{args.rounds}: measuring the bare engine…", file=sys.stderr, flush=True)
+        rows = {"engine": engine_figures(engine, images, fresh, base)}
+        for workers in (1, 2):
+            print(f"round {n + 1}/{args.rounds}: measuring the pipeline with {workers} worker(s)…", file=sys.stderr, flush=True)
+            rows[f"pipeline, {workers} worker(s)"] = pipeline_run(base, images, fresh, args.cores, workers, log_dir,
+                                                                  args.threads_per_worker, args.worker_nice)
+        rounds.append(rows)
+    summary = pooled_summary(rounds)
     if args.json:
-        print(json.dumps(rows))
+        samples = ("singles_s", "latencies_s", "cache_s")
+        print(json.dumps({"rounds": [{name: {k: v for k, v in row.items() if k not in samples} for name, row in r.items()}
+                                     for r in rounds], "summary": summary}))
         return 0
     print(describe())
-    print(f"inputs: {args.bills} rendered sample bills per phase, backend {base.worker.backend}, decoder {base.worker.decoder}, "
-          f"{args.cores} cores shared by the workers ("
+    print(f"inputs: {args.bills} rendered sample bills per phase, {args.rounds} round(s), backend {base.worker.backend}, "
+          f"decoder {base.worker.decoder}, {args.cores} cores shared by the workers ("
           f"{args.threads_per_worker or 'cores / workers'} engine threads each, niceness {args.worker_nice}); "
+          f"{stale} partitions on the broker before the run; "
           "latency = submit until the result is visible to a read_committed reader")
     print("| run | bills/s | vs engine | p50 s | p95 s | p99 s | cache p50 s | cache p99 s |")
     print("|---|---|---|---|---|---|---|---|")
-    for name, row in rows.items():
-        cells = [f"{row['bills_per_s']:.2f}", f"{row['bills_per_s'] / engine['bills_per_s']:.2f}x"]
-        cells += [f"{row[k]:.3f}" if k in row else "-" for k in ("p50_s", "p95_s", "p99_s", "cache_p50_s", "cache_p99_s")]
-        print(f"| {name} | " + " | ".join(cells) + " |")
-    print(f"engine single-bill p99 {engine['single_p99_s']:.3f}s")
-    for name, row in rows.items():
-        hops = [(k.removeprefix("cache_"), v) for k, v in row.items() if k.startswith("cache_") and k.endswith("_ms")]
-        steps = [(k.removeprefix("new_"), v) for k, v in row.items() if k.startswith("new_")]
-        if steps:
-            print(f"{name}: new bill at half load, ms per step (p50/p99): " + ", ".join(
-                f"{k.removesuffix('_p50')} {v:.0f}/{row.get('new_' + k.removesuffix('_p50') + '_p99', float('nan')):.0f}"
-                for k, v in steps if k.endswith("_p50")))
-        if hops:
-            print(f"{name}: cache hit, median ms per step: " + ", ".join(f"{k} {v:.0f}" for k, v in hops)
-                  + f" ({row.get('cache_first_hop_share', 0):.0%} answered in the first hop)")
-    for name, row in rows.items():
-        if "p99_s" in row:
-            print(f"{name}: p99 at {row['offered_per_s']:.2f} bills/s offered (half its capacity) = "
-                  f"{row['p99_s'] / engine['single_p99_s']:.2f}x the engine's single-bill p99")
+    for n, rows in enumerate(rounds):
+        print_round(rows, f"round {n + 1}: " if args.rounds > 1 else "")
+    for n, rows in enumerate(rounds):
+        print_steps(rows, f"round {n + 1}: " if args.rounds > 1 else "")
+    engine_p99 = summary["engine"]["single_p99_s"]
+    print(f"summary over {args.rounds} round(s), samples pooled; engine single-bill p99 {engine_p99:.3f}s "
+          f"({summary['engine']['samples']:.0f} bills); targets: throughput >= 0.9x, p99 <= 1.5x, cache p99 <= 50 ms")
+    print("| pipeline | throughput vs engine (median of rounds) | p50 s | p99 s | p99 vs engine single-bill p99 | cache p50 ms | cache p99 ms |")
+    print("|---|---|---|---|---|---|---|")
+    for name, row in summary.items():
+        if name != "engine":
+            print(f"| {name} | {row['throughput_ratio']:.2f}x | {row['p50_s']:.3f} | {row['p99_s']:.3f} | "
+                  f"{row['p99_ratio']:.2f}x | {row['cache_p50_s'] * 1000:.0f} | {row['cache_p99_s'] * 1000:.0f} |")
     return 0
 
 

@@ -22,9 +22,34 @@ def cached_copy(result: dict[str, Any], order_number: str, submitted_at_ms: int 
                      "completed_at_ms": int(time.time() * 1000)}
 
 
-def new_entry(lead: str, model_version: str) -> dict[str, Any]:
-    return {"state": "inflight", "model_version": model_version, "lead": lead, "waiters": [], "answered": [lead],
-            "result": None}
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def new_entry(lead: str, model_version: str, *, now_ms: int | None = None) -> dict[str, Any]:
+    """An image's index entry. ``answered`` maps each order the image hop has led, queued or
+    answered to when (epoch ms): its dedupe of an order number sent again."""
+    return {"state": "inflight", "model_version": model_version, "lead": lead, "waiters": [],
+            "answered": {lead: _now_ms() if now_ms is None else now_ms}, "result": None}
+
+
+def answered_orders(entry: dict[str, Any], now_ms: int | None = None) -> dict[str, int]:
+    """The entry's answered orders as order → epoch ms; a list (entries written before they
+    carried times) counts as answered now, so it ages out like the rest."""
+    answered = entry["answered"]
+    if isinstance(answered, dict):
+        return answered
+    at = _now_ms() if now_ms is None else now_ms
+    return dict.fromkeys(answered, at)
+
+
+def mark_answered(entry: dict[str, Any], orders: list[str], *, memory_ms: int, now_ms: int | None = None) -> None:
+    """Add ``orders`` and drop those answered longer than ``memory_ms`` ago: the first hop
+    forgets an order number as long after (the orders changelog's retention), so a hot
+    image's entry holds one window of orders, not every order that ever sent it."""
+    now = _now_ms() if now_ms is None else now_ms
+    kept = {order: at for order, at in answered_orders(entry, now).items() if at >= now - memory_ms}
+    entry["answered"] = kept | dict.fromkeys(orders, now)
 
 
 def add_waiter(entry: dict[str, Any], order_number: str, event: bytes) -> bool:

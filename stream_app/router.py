@@ -11,7 +11,11 @@ keeps the queryable orders table.
                                      └▶ images log    (the image index, compacted)
 
 One consumer reads all three inputs; each poll's outputs, the state updates and the input
-offsets commit in one transaction. The first hop reads submissions in their own
+offsets commit in one transaction. A poll with nothing to write (the cached answers this
+router reads back from the results topic, a dropped repeat) opens none: its offsets ride
+with the next transaction, or commit on their own once the router idles, since reading
+such a message again after a crash changes nothing. That halves the transactions of a
+cache hit, and each one can make the next submission wait. The first hop reads submissions in their own
 (order-keyed) partition: it answers a repeat from a view of every recognised image (tailed
 from the images log) and remembers each order it saw in an orders log, so that an order
 number sent again is never answered twice. Everything else takes the image-keyed hop, which
@@ -35,8 +39,8 @@ from typing import Any, NamedTuple
 from confluent_kafka import Consumer, Message, TopicPartition
 
 from billstream_core.errors import DecodeError, KafkaError
-from billstream_core.kafka import (ReliableProducer, commit_consumed, key_partition, make_consumer, partition_count,
-                                   take_available)
+from billstream_core.kafka import (ReliableProducer, commit_consumed, key_partition, make_consumer, next_offsets,
+                                   partition_count, take_available)
 from billstream_core.serde import codec
 from billstream_core.settings import Settings, TopicSpec
 from stream_app import records
@@ -46,6 +50,8 @@ log = logging.getLogger("billstream.router")
 
 KIND = "kind"
 ORDER_SWEEP_S = 600.0  # how often the in-memory orders drop what the changelog's retention dropped
+DEFERRED_IDLE_S = 1.0  # deferred offsets commit alone after this long when no message arrived (0.2 s poll)
+DEFERRED_MAX_S = 5.0  # and after this long whatever arrives
 SUBMITTED, RESULT = b"submitted", b"result"
 
 
@@ -79,7 +85,8 @@ class ImageRouter:
         self.orders: dict[int, dict[str, dict[str, Any]]] = {}  # submitted partition → order → images seen
         self.recognised = RecognisedImages(settings, self.changelog, model_version=model_version)
         self.stats = {"routed_new": 0, "answered_from_cache": 0, "answered_first_hop": 0, "dropped_repeats": 0,
-                      "waiting": 0, "settled": 0, "image_hop_in_place": 0, "aborts": 0}
+                      "waiting": 0, "settled": 0, "image_hop_in_place": 0, "aborts": 0, "transactions": 0,
+                      "deferred_offsets": 0}
         self._image_partitions = topics.by_image.partitions  # read from the broker at start
         self.ready = threading.Event()
         self._stop = threading.Event()
@@ -87,6 +94,8 @@ class ImageRouter:
         self._staged: dict[tuple[int, str], dict[str, Any] | None] = {}
         self._staged_orders: dict[tuple[int, str], dict[str, Any]] = {}
         self._outputs: list[tuple[str, bytes, bytes | None, dict[str, str | bytes | None] | None, int | None]] = []
+        self._deferred: dict[tuple[str, int], int] = {}  # offsets of polls with nothing to write, not yet committed
+        self._deferred_since = 0.0
 
     def stop(self) -> None:
         self._stop.set()
@@ -112,6 +121,10 @@ class ImageRouter:
                     self.ready.set()
                 if messages:
                     self._process(messages)
+                if self._deferred and time.monotonic() - self._deferred_since > (DEFERRED_MAX_S if messages else DEFERRED_IDLE_S):
+                    self._commit_deferred()
+            if self._deferred:
+                self._commit_deferred()  # a clean stop leaves nothing to read again
         except BaseException as exc:  # noqa: BLE001 - reported to the owner, which stops the process
             log.error("router stopped: %s", exc)
             if on_fatal is not None:
@@ -143,6 +156,7 @@ class ImageRouter:
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
+            self._deferred.pop((tp.topic, tp.partition), None)  # the next owner reads them again: harmless
             if tp.topic == self.by_image:
                 self.index.pop(tp.partition, None)
             elif tp.topic == self.settings.topics.submitted:
@@ -163,6 +177,14 @@ class ImageRouter:
             else:
                 self._route(message, counts)
 
+        if not (self._outputs or self._staged or self._staged_orders):
+            if not self._deferred:
+                self._deferred_since = time.monotonic()
+            next_offsets(messages, into=self._deferred)
+            counts["deferred_offsets"] += len(messages)
+            self._count(counts)
+            return
+
         def produce() -> None:
             for topic, value, out_key, headers, partition in self._outputs:
                 self.producer.produce(topic, value, key=out_key, headers=headers, partition=partition)
@@ -173,7 +195,10 @@ class ImageRouter:
                 self.producer.produce(self.orders_log, json.dumps(known, separators=(",", ":")).encode(),
                                       key=order.encode(), partition=partition)
 
-        if not commit_consumed(self.producer, self.consumer, messages, produce, owner="router"):
+        committed = commit_consumed(self.producer, self.consumer, messages, produce, owner="router", also=self._deferred)
+        self._deferred.clear()  # committed, or rewound with the batch to be read again
+        self.stats["transactions"] += 1
+        if not committed:
             self.stats["aborts"] += 1
             return
         for (partition, sha), entry in self._staged.items():
@@ -183,8 +208,18 @@ class ImageRouter:
                 self.index.setdefault(partition, {})[sha] = entry
         for (partition, order), known in self._staged_orders.items():
             self.orders.setdefault(partition, {})[order] = known
+        self._count(counts)
+
+    def _count(self, counts: dict[str, int]) -> None:
         for name, count in counts.items():
             self.stats[name] += count
+
+    def _commit_deferred(self) -> None:
+        """Commit the offsets of polls that had nothing to write, in a transaction of their own."""
+        if not commit_consumed(self.producer, self.consumer, [], lambda: None, owner="router", also=self._deferred):
+            self.stats["aborts"] += 1
+        self.stats["transactions"] += 1
+        self._deferred.clear()
 
     def _emit(self, topic: str, value: bytes, key: bytes | None, headers: dict[str, str | bytes | None] | None = None,
               partition: int | None = None) -> None:
@@ -272,7 +307,7 @@ class ImageRouter:
         elif entry["state"] == "done":
             if order not in entry["answered"]:
                 self._answer(entry["result"], order, event.get("submitted_at_ms"), counts)
-                entry["answered"].append(order)
+                records.mark_answered(entry, [order], memory_ms=self.settings.stream.order_memory_ms)
                 self._staged[(partition, sha)] = entry
         elif order != entry["lead"] and records.add_waiter(entry, order, value):
             self._staged[(partition, sha)] = entry
@@ -287,8 +322,8 @@ class ImageRouter:
             for waiter in waiters:
                 event = records.waiter_event(waiter)
                 self._answer(result, waiter["order"], self._submitted_at(event), counts)
-            entry.update(state="done", result=result, waiters=[],
-                         answered=entry["answered"] + [w["order"] for w in waiters])
+            records.mark_answered(entry, [w["order"] for w in waiters], memory_ms=self.settings.stream.order_memory_ms)
+            entry.update(state="done", result=result, waiters=[])
             self._staged[(partition, sha)] = entry
         else:
             self._staged[(partition, sha)] = None  # a transient failure: nothing to reuse, each waiter goes to work

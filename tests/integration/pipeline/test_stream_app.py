@@ -10,6 +10,8 @@ import uuid
 from pathlib import Path
 
 
+from confluent_kafka import TopicPartition
+
 from billstream_core.kafka import make_consumer
 from billstream_core.settings import Settings
 from producers.submit import BillSubmitter
@@ -113,6 +115,35 @@ def stats(settings: Settings) -> dict:
         return json.loads(response.read())
 
 
+def router_lag_on_results(settings: Settings, timeout: float) -> dict[int, tuple[int, int]]:
+    """Results partitions whose router-committed offset is short of the offset after their
+    last record: partition → (committed, needed), once none is or ``timeout`` passes. (The
+    end offset itself lies past the last transaction's commit marker, never committed.)"""
+    topic = settings.topics.results
+    tail = make_consumer(settings.kafka, f"tail-{uuid.uuid4().hex}")
+    offsets = make_consumer(settings.kafka, f"{settings.stream.app_id}-router")  # never subscribes: reads offsets only
+    try:
+        partitions = [TopicPartition(topic, p) for p in tail.list_topics(topic, timeout=10).topics[topic].partitions]
+        tail.assign([TopicPartition(topic, tp.partition, 0) for tp in partitions])
+        needed: dict[int, int] = {}
+        idle_until = time.monotonic() + 3
+        while time.monotonic() < idle_until:
+            message = tail.poll(0.2)
+            if message is not None and message.error() is None:
+                needed[message.partition()] = max(needed.get(message.partition(), 0), message.offset() + 1)
+                idle_until = time.monotonic() + 3
+        deadline = time.monotonic() + timeout
+        while True:
+            committed = {tp.partition: tp.offset for tp in offsets.committed(partitions, timeout=10)}
+            lagging = {p: (committed[p], n) for p, n in needed.items() if committed[p] < n}
+            if not lagging or time.monotonic() > deadline:
+                return lagging
+            time.sleep(0.5)
+    finally:
+        tail.close()
+        offsets.close()
+
+
 def test_a_repeat_is_answered_in_the_first_hop_and_an_order_number_sent_again_gets_no_second_result(
         services: Settings, tmp_path: Path) -> None:
     settings, stream, worker, submitter = stream_and_worker(services, tmp_path, "w-first-hop")
@@ -126,12 +157,16 @@ def test_a_repeat_is_answered_in_the_first_hop_and_an_order_number_sent_again_ge
             time.sleep(0.2)  # the image hop marks the image recognised just after the result lands
         repeat = submitter.submit(image).order_number
         collect_results(settings, {repeat}, timeout=60, settle=0.5)
+        # the router reads its cached answer back: nothing to write, so no transaction of its
+        # own, yet its offset commits once the router idles (nothing else is on the way)
+        lagging = router_lag_on_results(settings, timeout=15)
         submitter.submit(image, order_number=repeat)  # a client retrying an order answered from cache
         submitter.submit(image, order_number=first)  # and one that was recognised
         found = collect_results(settings, {first, repeat}, timeout=60, settle=5)
         counters = stats(settings)
     finally:
         stop_all(stream, worker)
+    assert counters["deferred_offsets"] >= 1 and lagging == {}, (counters, lagging)
     assert {o: len(found[o]) for o in (first, repeat)} == {first: 1, repeat: 1}
     assert found[repeat][0]["cached"] is True and found[repeat][0]["page_text"] == found[first][0]["page_text"]
     assert counters["answered_first_hop"] == 1 and counters["routed_new"] == 1, counters

@@ -29,6 +29,23 @@ def test_waiters_are_added_once_and_never_the_lead() -> None:
     assert records.waiter_event(entry["waiters"][0]) == b"event-bytes"
 
 
+def test_answered_orders_age_out_after_the_order_memory_instead_of_growing_forever() -> None:
+    entry = records.new_entry("LEAD", "v1", now_ms=1_000)
+    records.mark_answered(entry, ["W1", "W2"], memory_ms=5_000, now_ms=4_000)
+    assert entry["answered"] == {"LEAD": 1_000, "W1": 4_000, "W2": 4_000}
+    records.mark_answered(entry, ["R"], memory_ms=5_000, now_ms=8_000)  # LEAD is 7 s old: forgotten
+    assert entry["answered"] == {"W1": 4_000, "W2": 4_000, "R": 8_000}
+    assert not records.add_waiter(entry, "R", b"x") and records.add_waiter(entry, "LEAD", b"x")
+
+
+def test_an_answered_list_written_before_times_counts_as_answered_now() -> None:
+    legacy = {"state": "done", "answered": ["A", "B"]}
+    records.mark_answered(legacy, ["C"], memory_ms=5_000, now_ms=10_000)
+    assert legacy["answered"] == {"A": 10_000, "B": 10_000, "C": 10_000}
+    records.mark_answered(legacy, [], memory_ms=5_000, now_ms=16_000)
+    assert legacy["answered"] == {}
+
+
 def test_first_hop_answers_a_new_order_for_a_recognised_image_and_drops_its_repeat() -> None:
     assert records.first_hop(None, "S", "v1", recognised=True) == "answer"
     known = records.remember_order(None, "S", "v1", answered=True)
