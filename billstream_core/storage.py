@@ -127,19 +127,21 @@ class ObjectStore:
         return stored
 
     def get(self, key: str, *, max_bytes: int | None = None) -> bytes:
-        """Read an object whole; refuses objects over ``max_bytes`` before downloading them."""
-        if max_bytes is not None:
-            size = self.head(key).size_bytes
-            if size > max_bytes:
-                raise StorageError(f"{self.bucket}/{key} is {size} bytes, over the {max_bytes} limit",
-                                   code="IMAGE_TOO_LARGE")
-
-        def read() -> bytes:
+        """Read an object whole; refuses objects over ``max_bytes`` by the response's
+        Content-Length, before reading the body (one request, not a HEAD and then a GET)."""
+        def read() -> bytes | int:
             response = self._client.get_object(self.bucket, key)
             try:
-                return response.read()
+                size = int(response.headers.get("Content-Length") or -1)
+                if max_bytes is not None and size > max_bytes:
+                    return size
+                data = response.read() if max_bytes is None else response.read(max_bytes + 1)
+                return len(data) if max_bytes is not None and len(data) > max_bytes else data
             finally:
                 response.close()
                 response.release_conn()
 
-        return self._call("get", key, read)
+        data = self._call("get", key, read)
+        if isinstance(data, int):
+            raise StorageError(f"{self.bucket}/{key} is {data} bytes, over the {max_bytes} limit", code="IMAGE_TOO_LARGE")
+        return data

@@ -9,7 +9,10 @@ Read-committed readers therefore see exactly one result per order, even after a 
 
 Pipelined: the engine runs batch N on its own thread while this thread takes batch N+1
 (whatever has arrived; it never waits to fill a batch, so a lone bill is not held back)
-and fetches its images; batch N's transaction commits before N+1 goes to the engine.
+and fetches its images. Once N's engine is done, N+1 goes to the engine and then N's
+transaction commits, so the engine does not idle through a commit; N+1's results commit
+only after N's, and when N's commit aborts, N+1 is dropped (its engine run is wasted) and
+both come again.
 While it waits on the engine the consumer keeps polling, so a slow batch never exceeds
 ``max.poll.interval.ms`` and rebalances are served: what arrives is held and opens the next
 batch, and the partitions are paused only once a full batch is held.
@@ -101,15 +104,16 @@ class InferenceWorker:
                     else:
                         messages += take_available(self.consumer, room, wait_s)
                 batch = self._start(messages) if messages else None  # fetches while the engine runs
-                if in_flight is not None and not self._finish(in_flight):
+                outputs = self._outputs(in_flight) if in_flight is not None else []
+                if batch is not None and batch.prepared:
+                    batch.engine = engine_thread.submit(self.handler.recognize, batch.prepared)
+                if in_flight is not None and not self._commit(in_flight, outputs):
                     rewound = _partitions(in_flight.messages)
                     if batch is not None:
                         self._rewind_to_start(batch, rewound=in_flight)  # this one comes again after the earlier one
                         rewound |= _partitions(batch.messages)
-                        batch = None
+                        batch = None  # its engine run, if any, finishes unread
                     self._held = [m for m in self._held if _where(m) not in rewound]  # they come again
-                if batch is not None and batch.prepared:
-                    batch.engine = engine_thread.submit(self.handler.recognize, batch.prepared)
                 in_flight = batch
         finally:
             engine_thread.shutdown(wait=True)
@@ -138,12 +142,13 @@ class InferenceWorker:
         events, failures, dead = self._decode(messages)
         return _Batch(messages, failures, dead, self.handler.prepare(events) if events else [])
 
-    def _finish(self, batch: _Batch) -> bool:
-        """Wait for the engine (polling, paused), then commit; False when the batch was aborted and rewound."""
-        outputs = list(batch.outputs)
-        if batch.engine is not None:
-            outputs += self._wait(batch.engine)
+    def _outputs(self, batch: _Batch) -> list[dict[str, Any]]:
+        """The batch's results: those known before the engine, then the engine's (waited for, polling)."""
+        return list(batch.outputs) + (self._wait(batch.engine) if batch.engine is not None else [])
 
+    def _commit(self, batch: _Batch, outputs: list[dict[str, Any]]) -> bool:
+        """Produce the results and dead letters and commit them with the offsets; False when
+        the batch was aborted and rewound."""
         def produce() -> None:
             for record in outputs:
                 self.producer.produce(self.settings.topics.results, self._result.encode(record), key=record["order_number"])

@@ -11,7 +11,8 @@ import json
 import logging
 import threading
 import time
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
 
@@ -44,17 +45,24 @@ def _entry(message: Message) -> tuple[str, dict[str, Any] | None]:
     return (message.key() or b"").decode(), None if value is None else json.loads(value)
 
 
-def restore_partitions(settings: Settings, partitions: list[tuple[str, int]]) -> dict[tuple[str, int], dict[str, dict[str, Any]]]:
+class RestoredPartition(NamedTuple):
+    entries: dict[str, dict[str, Any]]  # key → its latest value
+    end: int  # the offset read up to: what comes later is not in ``entries``
+
+
+def restore_partitions(settings: Settings, partitions: list[tuple[str, int]]) -> dict[tuple[str, int], RestoredPartition]:
     """Changelog partitions (topic, partition), each read from its start up to its end as of
     now, all through one reader: a router assigned a dozen partitions restores them at once."""
     restored: dict[tuple[str, int], dict[str, dict[str, Any]]] = {key: {} for key in partitions}
     if not partitions:
-        return restored
+        return {}
     reader = make_consumer(settings.kafka, f"{settings.stream.app_id}-router-restore", read_committed=True)
+    marks: dict[tuple[str, int], int] = {}
     try:
         ends = {}
         for topic, partition in partitions:
             low, high = watermarks(reader, topic, partition)
+            marks[(topic, partition)] = high
             if high > low:
                 ends[(topic, partition)] = high
         if ends:
@@ -79,7 +87,7 @@ def restore_partitions(settings: Settings, partitions: list[tuple[str, int]]) ->
         reader.close()
     for (topic, partition), entries in restored.items():
         log.info("%s partition %d restored: %d entries", topic, partition, len(entries))
-    return restored
+    return {key: RestoredPartition(entries, marks[key]) for key, entries in restored.items()}
 
 
 class RecognisedImages:
@@ -90,7 +98,12 @@ class RecognisedImages:
     partition, instead of repartitioning it by image first. It may lag the index by a
     moment: a repeat it does not know yet takes the repartition hop, where the
     authoritative index answers it, so a lag costs latency, never correctness. It holds
-    every recognised result in memory, as each partition's index already does for its part.
+    every recognised result in memory, as each partition's index already does for its part
+    (the same objects where a partition was adopted).
+
+    Partitions the router has just restored are adopted, not read again: the view takes
+    their entries and tails them from where the restore stopped. With one router, which
+    owns every partition, the changelog is read once at start instead of twice.
     """
 
     def __init__(self, settings: Settings, topic: str, *, model_version: str) -> None:
@@ -100,6 +113,8 @@ class RecognisedImages:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
+        self._adopted: Mapping[int, RestoredPartition] = {}
+        self.records_read = 0  # from the topic, adopted entries not counted
 
     def get(self, sha256: str) -> dict[str, Any] | None:
         """The result recognised for this image by this model version, when reusable."""
@@ -112,7 +127,13 @@ class RecognisedImages:
     def error(self) -> BaseException | None:
         return self._error
 
-    def start(self) -> None:
+    @property
+    def started(self) -> bool:
+        return self._thread is not None
+
+    def start(self, adopted: Mapping[int, RestoredPartition] | None = None) -> None:
+        """Start tailing; ``adopted`` (partition → restored) need not be read from the start."""
+        self._adopted = dict(adopted or {})
         self._thread = threading.Thread(target=self._run, name="recognised-images", daemon=True)
         self._thread.start()
 
@@ -133,11 +154,17 @@ class RecognisedImages:
         reader = make_consumer(self.settings.kafka, f"{self.settings.stream.app_id}-images-view", read_committed=True)
         try:
             partitions = reader.list_topics(self.topic, timeout=30).topics[self.topic].partitions
-            marks = {p: watermarks(reader, self.topic, p) for p in partitions}
+            for restored in self._adopted.values():
+                for sha256, entry in restored.entries.items():
+                    self.apply(sha256, entry)
+            fresh = [p for p in partitions if p not in self._adopted]
+            marks = {p: watermarks(reader, self.topic, p) for p in fresh}
             ends = {p: high for p, (low, high) in marks.items() if high > low}  # the partitions with records to read
-            reader.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in partitions])
+            reader.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in fresh]
+                          + [TopicPartition(self.topic, p, restored.end) for p, restored in self._adopted.items()])
             while not self._stop.is_set():
                 for message in take_available(reader, 500, 0.1):
+                    self.records_read += 1
                     self.apply(*_entry(message))
                 if not self.ready.is_set():
                     positions = reader.position([TopicPartition(self.topic, p) for p in ends])

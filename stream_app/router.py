@@ -106,7 +106,6 @@ class ImageRouter:
         try:
             self.producer.raw.init_transactions(30)  # fences an earlier incarnation, aborts its open transaction
             self._image_partitions = partition_count(self.settings.kafka, self.by_image, 30)
-            self.recognised.start()
             self.consumer.subscribe(self.inputs, on_assign=self._on_assign, on_revoke=self._on_revoke,
                                     on_lost=self._on_revoke)
             next_sweep = time.monotonic() + ORDER_SWEEP_S
@@ -151,7 +150,11 @@ class ImageRouter:
             restored = restore_partitions(self.settings, logs)
             for tp, key in zip(stateful, logs):
                 state = self.index if tp.topic == self.by_image else self.orders
-                state[tp.partition] = restored[key]
+                state[tp.partition] = restored[key].entries
+            if not self.recognised.started:  # it tails the partitions just restored from where the restore stopped
+                self.recognised.start({p: restored[(t, p)] for t, p in logs if t == self.changelog})
+        if not self.recognised.started:
+            self.recognised.start()
         consumer.incremental_assign(partitions)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:

@@ -1,14 +1,17 @@
 """Avro events through a real multi-partition topic on the session's broker."""
 import json
+import time
 from collections.abc import Callable
 
+from confluent_kafka import TopicPartition
 from confluent_kafka.admin import ConfigResource
 
 from billstream_core.kafka import (ReliableProducer, delivering_partitions, ensure_topics, key_partition, make_admin,
                                    make_consumer, partition_count)
 from billstream_core.serde import codec
 from billstream_core.settings import Settings
-from stream_app.changelogs import restore_partitions
+from stream_app import records
+from stream_app.changelogs import RecognisedImages, restore_partitions
 from stream_app.router import router_topics
 
 
@@ -119,12 +122,55 @@ def test_changelog_partitions_restore_together_without_aborted_or_deleted_entrie
     producer.produce(orders, b'{"o": -1}', key="order-1", partition=0)
     raw.abort_transaction(30)
 
+    # markers are written after commit/abort return: the router waits for them through its
+    # committed offsets (require_stable); here, until the last stable offsets reach the ends
+    stable, anything = make_consumer(services.kafka, unique("probe")), make_consumer(services.kafka, unique("probe"), read_committed=False)
+    deadline = time.monotonic() + 30
+    while True:
+        ends = [anything.get_watermark_offsets(TopicPartition(images, p), timeout=10)[1] for p in (0, 1)]
+        if [stable.get_watermark_offsets(TopicPartition(images, p), timeout=10)[1] for p in (0, 1)] == ends:
+            break
+        assert time.monotonic() < deadline, "the transaction markers were never written"
+        time.sleep(0.1)
+    stable.close()
+    anything.close()
     wanted = [(images, 0), (images, 1), (orders, 0), (orders, 1)]
     restored = restore_partitions(services, wanted)
     assert set(restored) == set(wanted)
-    assert restored[(images, 0)] == {f"img-{k}": {"n": 250 + k} for k in range(0, 50, 2)}
-    assert restored[(images, 1)] == {f"img-{k}": {"n": 250 + k} for k in range(3, 50, 2)}
-    assert restored[(orders, 0)] == {"order-1": {"o": 1}} and restored[(orders, 1)] == {}
+    assert restored[(images, 0)].entries == {f"img-{k}": {"n": 250 + k} for k in range(0, 50, 2)}
+    assert restored[(images, 1)].entries == {f"img-{k}": {"n": 250 + k} for k in range(3, 50, 2)}
+    assert restored[(orders, 0)].entries == {"order-1": {"o": 1}} and restored[(orders, 1)].entries == {}
+    assert [restored[(images, p)].end for p in (0, 1)] == ends  # read up to the end, markers included
+
+
+def test_the_recognised_images_view_adopts_restored_partitions_instead_of_reading_them_again(
+        services: Settings, make_topic: Callable[..., str]) -> None:
+    changelog = make_topic(partitions=2)
+    producer = ReliableProducer(services.kafka)
+
+    def write(sha: str, partition: int) -> None:
+        entry = records.new_entry(f"order-{sha}", "v1")
+        entry.update(state="done", result={"order_number": entry["lead"], "status": "RECOGNIZED", "error_code": None})
+        producer.produce(changelog, json.dumps(entry).encode(), key=sha, partition=partition)
+
+    for n in range(20):
+        write(f"img-{n}", n % 2)
+    producer.flush()
+    restored = restore_partitions(services, [(changelog, 0)])[(changelog, 0)]
+    assert len(restored.entries) == 10
+    write("late-0", 0)  # after the restore: the view must still see it
+    producer.flush()
+    view = RecognisedImages(services, changelog, model_version="v1")
+    view.start({0: restored})
+    try:
+        assert view.ready.wait(30)
+        deadline = time.monotonic() + 30
+        while view.get("late-0") is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert all(view.get(f"img-{n}") is not None for n in range(20)) and view.get("late-0") is not None
+        assert view.records_read == 10 + 1  # partition 1 from its start, partition 0 only past the restore
+    finally:
+        view.stop()
 
 
 def test_only_partitions_that_delivered_are_offered_for_pausing_and_a_paused_one_loses_nothing(

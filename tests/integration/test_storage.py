@@ -33,4 +33,6 @@ def test_get_refuses_objects_over_the_byte_limit(store: ObjectStore) -> None:
     stored = store.put(b"x" * 5000)
     with pytest.raises(StorageError) as caught:
         store.get(stored.key, max_bytes=1000)
-    assert caught.value.code == "IMAGE_TOO_LARGE"
+    assert caught.value.code == "IMAGE_TOO_LARGE" and "5000 bytes" in str(caught.value)
+    assert store.get(stored.key, max_bytes=5000) == b"x" * 5000  # at the limit: read whole
+    assert store.get(stored.key) == b"x" * 5000  # the refused read left no half-read connection behind
