@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from bench.machine import describe
+from bench.weights_option import add_weights_dir_option, chosen_weights_dirs
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -58,34 +59,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--configs", default="torch,onnx,onnx-int8,onnx-int8+greedy,rapidocr",
                         help="backend[+decoder] (decoder auto = beam with the shipped LM) or rapidocr")
-    parser.add_argument("--weights-dir", type=Path, action="append", help="weights to run (repeatable; default: shipped)")
+    add_weights_dir_option(parser)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--child", nargs=2, metavar=("CONFIG", "THREADS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     from models.training.receipts import read_val_fold
-    from models.manifest import WEIGHTS_DIR, model_version, read_manifest
+    from models.manifest import model_version, read_manifest
 
     version_of = lambda d: model_version(read_manifest(d / "manifest.json"))[:17]  # detector.recognizer
-    weights_dirs = args.weights_dir or [WEIGHTS_DIR]
-    missing = [str(d) for d in weights_dirs if not (d / "manifest.json").is_file()]
-    if missing:
-        parser.error(f"no manifest.json in --weights-dir {', '.join(missing)}")
+    weights_dirs = chosen_weights_dirs(parser, args.weights_dir)
 
     fold = sorted(read_val_fold())[: args.pages]
     images = [args.split / f"{name}.jpg" for name in fold]
     if args.child:
         print(json.dumps(measure(args.child[0], int(args.child[1]), images, weights_dirs[0])))
         return 0
-    runs = [(config, None) for config in args.configs.split(",") if config == "rapidocr"]
-    runs = [(config, d) for config in args.configs.split(",") if config != "rapidocr" for d in weights_dirs] + runs
+    configs = args.configs.split(",")
+    runs: list[tuple[str, Path | None]] = [(config, d) for config in configs if config != "rapidocr" for d in weights_dirs]
+    runs += [("rapidocr", None)] if "rapidocr" in configs else []  # our weights mean nothing to it
     rows = []
     for threads in [int(t) for t in args.threads.split(",")]:
         for config, weights in runs:
             label = config if weights is None or len(weights_dirs) == 1 else f"{config} ({version_of(weights)})"
             print(f"running {label} at {threads} thread(s)…", file=sys.stderr, flush=True)
             done = subprocess.run([sys.executable, "-m", "bench.engine_speed", "--split", str(args.split), "--pages",
-                                   str(args.pages), "--weights-dir", str((weights or WEIGHTS_DIR).resolve()),
+                                   str(args.pages), "--weights-dir", str((weights or weights_dirs[0]).resolve()),
                                    "--child", config, str(threads)], capture_output=True, text=True,
                                   cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": str(threads)})
             if done.returncode != 0:

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from bench.machine import describe
+from bench.weights_option import add_weights_dir_option, chosen_weights_dirs
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -29,19 +30,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", default="torch", help="billstream backend: torch, onnx, onnx-int8")
     parser.add_argument("--decoders", default="beam,greedy", help="billstream decoders, one row each")
     parser.add_argument("--no-line-crops", action="store_true", help="skip the GT line-crop accuracy (faster)")
-    parser.add_argument("--weights-dir", type=Path, action="append", help="weights to run (repeatable; default: shipped)")
+    add_weights_dir_option(parser)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    missing = [str(d) for d in args.weights_dir or [] if not (d / "manifest.json").is_file()]
-    if missing:
-        parser.error(f"no manifest.json in --weights-dir {', '.join(missing)}")
+    weights_dirs = chosen_weights_dirs(parser, args.weights_dir)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
 
     import torch
 
     torch.set_num_threads(args.threads)
     from models.engine.predictor import EngineOptions, OcrEngine
-    from models.manifest import WEIGHTS_DIR
     from models.evaluation import EngineReader, Reader, evaluate
     from models.training.receipts import load_receipts, read_val_fold
 
@@ -52,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     readers: list[Reader] = []
     for name in args.systems.split(","):
         if name == "billstream":
-            for weights_dir in args.weights_dir or [WEIGHTS_DIR]:
+            for weights_dir in weights_dirs:
                 for decoder in args.decoders.split(","):
                     readers.append(EngineReader(OcrEngine.load(
                         weights_dir, EngineOptions(backend=args.backend, threads=args.threads, decoder=decoder))))

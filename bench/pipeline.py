@@ -64,6 +64,12 @@ def partition_count_on_broker(settings: Settings) -> int:
     return sum(len(t.partitions) for t in make_admin(settings.kafka).list_topics(timeout=10).topics.values())
 
 
+def p50_p99(steps: dict[str, list[float]]) -> dict[str, float]:
+    """``{step}_p50`` and ``{step}_p99`` of each step with samples."""
+    return {f"{name}_{q}": percentile(values, quantile) for name, values in steps.items() if values
+            for q, quantile in (("p50", 0.5), ("p99", 0.99))}
+
+
 def isolated(base: Settings, cores: int, workers: int, threads: int | None = None,
              nice: int = 0) -> tuple[Settings, dict[str, str]]:
     tag = uuid.uuid4().hex[:8]
@@ -164,9 +170,7 @@ def cache_hops(settings: Settings, started_ms: dict[str, float], seen_ms: dict[s
         else:
             steps["first_hop_ms"].append(result_ms - submitted[order])
         steps["visible_ms"].append(seen_wall - result_ms)
-    out = {f"{name}_{q}": percentile(values, quantile) for name, values in steps.items() if values
-           for q, quantile in (("p50", 0.5), ("p99", 0.99))}
-    return out | {"first_hop_share": len(steps["first_hop_ms"]) / max(1, len(steps["visible_ms"]))}
+    return p50_p99(steps) | {"first_hop_share": len(steps["first_hop_ms"]) / max(1, len(steps["visible_ms"]))}
 
 
 def wait_for_group(settings: Settings, members: int, timeout: float) -> None:
@@ -203,8 +207,7 @@ def new_bill_steps(settings: Settings, orders: set[str], watcher: ResultWatcher)
             steps["before_engine_ms"].append(completed_ms - engine_ms - work[order])
             steps["engine_ms"].append(engine_ms)
             steps["commit_visible_ms"].append(seen_wall - completed_ms)
-    return {f"{name}_{q}": percentile(values, quantile) for name, values in steps.items() if values
-            for q, quantile in (("p50", 0.5), ("p99", 0.99))}
+    return p50_p99(steps)
 
 
 def load_engine(cores: int, settings: Settings) -> Any:

@@ -129,19 +129,23 @@ class ObjectStore:
     def get(self, key: str, *, max_bytes: int | None = None) -> bytes:
         """Read an object whole; refuses objects over ``max_bytes`` by the response's
         Content-Length, before reading the body (one request, not a HEAD and then a GET)."""
-        def read() -> bytes | int:
+        def too_large(size: int) -> StorageError:  # not a transport error: _call lets it through, unretried
+            return StorageError(f"{self.bucket}/{key} is {size} bytes, over the {max_bytes} limit", code="IMAGE_TOO_LARGE")
+
+        def read() -> bytes:
             response = self._client.get_object(self.bucket, key)
             try:
+                if max_bytes is None:
+                    return response.read()
                 size = int(response.headers.get("Content-Length") or -1)
-                if max_bytes is not None and size > max_bytes:
-                    return size
-                data = response.read() if max_bytes is None else response.read(max_bytes + 1)
-                return len(data) if max_bytes is not None and len(data) > max_bytes else data
+                if size > max_bytes:
+                    raise too_large(size)
+                data = response.read(max_bytes + 1)
+                if len(data) > max_bytes:
+                    raise too_large(len(data))
+                return data
             finally:
                 response.close()
                 response.release_conn()
 
-        data = self._call("get", key, read)
-        if isinstance(data, int):
-            raise StorageError(f"{self.bucket}/{key} is {data} bytes, over the {max_bytes} limit", code="IMAGE_TOO_LARGE")
-        return data
+        return self._call("get", key, read)
