@@ -7,7 +7,7 @@ Environment variables use the ``BILLSTREAM_`` prefix and ``__`` between levels, 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -197,6 +197,10 @@ class InfraSettings(BaseModel):
     kafka_controller_port: int = Field(default=19093, gt=0, lt=65536)
     minio_console_port: int = Field(default=19001, gt=0, lt=65536)
     kafka_heap: str = Field(default="512m", pattern=r"^[0-9]+[mMgG]$")
+    # "quick" stops the broker's JIT at C1. At a laptop's load C2 never finishes warming up:
+    # its compiler threads took over half the broker's CPU in every burst of bills (measured
+    # per thread), CPU the workers' engines need. "full" is the JVM's default tiered JIT.
+    kafka_jit: Literal["quick", "full"] = "quick"
     start_timeout_s: float = Field(default=90.0, gt=0)
 
     @property

@@ -39,17 +39,20 @@ def server_properties(*, port: int, controller_port: int, data_dir: Path) -> str
 
 
 class LocalKafka:
-    def __init__(self, *, cache_dir: Path, state_dir: Path, port: int, controller_port: int, heap: str) -> None:
+    def __init__(self, *, cache_dir: Path, state_dir: Path, port: int, controller_port: int, heap: str,
+                 quick_jit: bool = True) -> None:
         self.cache_dir = cache_dir
         self.dir = state_dir / "kafka"
         self.port = port
         self.controller_port = controller_port
         self.heap = heap
+        self.quick_jit = quick_jit
         self.process = ManagedProcess("kafka", state_dir)
 
     def _java(self, libs: Path, main_class: str, *args: str) -> list[str]:
         return [
             require("java"), f"-Xmx{self.heap}", f"-Xms{self.heap}", "-XX:+UseG1GC",
+            *(["-XX:TieredStopAtLevel=1"] if self.quick_jit else []),
             "-Djava.awt.headless=true", f"-Dlog4j.configuration=file:{_LOG4J}",
             f"-Dkafka.logs.dir={self.dir / 'logs'}",
             "-cp", f"{libs}/*", main_class, *args,
