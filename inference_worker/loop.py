@@ -13,7 +13,8 @@ and fetches its images. Once N's engine is done, N+1 goes to the engine and then
 transaction commits, so the engine does not idle through a commit; N+1's results commit
 only after N's, and when N's commit aborts, N+1 is dropped (its engine run is wasted) and
 both come again.
-While it waits on the engine the consumer keeps polling, so a slow batch never exceeds
+While it waits on the engine the consumer keeps polling (every 50 ms, without blocking: the
+loop sleeps on the engine's future, not in the consumer), so a slow batch never exceeds
 ``max.poll.interval.ms`` and rebalances are served: what arrives is held and opens the next
 batch, and the partitions are paused only once a full batch is held.
 """
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,9 +39,11 @@ from inference_worker.handler import BillHandler, PreparedBill
 
 log = logging.getLogger("billstream.worker")
 
-# How long a poll made while the engine runs may wait: the engine's end wakes no poll, so
-# this is what a finished batch can sit unnoticed (at 20-50 ms it cost a bill ~10 ms).
-ENGINE_CHECK_S = 0.005
+# While the engine runs, the consumer is polled (without waiting) this often, and in between
+# the loop waits on the engine itself, so a finished batch is noticed at once. Polling in 5 ms
+# waits instead woke this thread 200 times a second to take the GIL from the engine's thread:
+# the engine ran ~8% slower in the worker than alone (same bills, p50 batch 88 vs 79 ms).
+POLL_WHILE_ENGINE_S = 0.05
 
 
 @dataclass
@@ -174,7 +177,9 @@ class InferenceWorker:
         fetched and decoded before the engine is free; returns once it is full or the engine done."""
         messages: list[Message] = []
         while len(messages) < room and not engine.done() and not self._stop.is_set():
-            messages += take_available(self.consumer, room - len(messages), ENGINE_CHECK_S)
+            messages += take_available(self.consumer, room - len(messages), 0)
+            if len(messages) < room:
+                wait([engine], timeout=POLL_WHILE_ENGINE_S)
         return messages
 
     def _wait(self, future: Future[list[dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -193,7 +198,8 @@ class InferenceWorker:
                         paused += fresh
                 # after the pause, poll may still hand over what it fetched before: held too
                 # (seeking back to such a message lost it: resume restarts after it)
-                self._held += take_available(self.consumer, max(1, limit - len(self._held)), ENGINE_CHECK_S)
+                self._held += take_available(self.consumer, max(1, limit - len(self._held)), 0)
+                wait([future], timeout=POLL_WHILE_ENGINE_S)
         finally:
             if paused:  # only what was paused and is still ours: see delivering_partitions
                 assigned = {_key(tp) for tp in self.consumer.assignment()}
