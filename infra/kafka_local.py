@@ -49,7 +49,8 @@ class LocalKafka:
         self.quick_jit = quick_jit
         self.process = ManagedProcess("kafka", state_dir)
 
-    def _java(self, libs: Path, main_class: str, *args: str) -> list[str]:
+    def java_command(self, libs: Path, main_class: str, *args: str) -> list[str]:
+        """The JVM command line for one of Kafka's main classes (the broker, the storage tool)."""
         return [
             require("java"), f"-Xmx{self.heap}", f"-Xms{self.heap}", "-XX:+UseG1GC",
             *(["-XX:TieredStopAtLevel=1"] if self.quick_jit else []),
@@ -71,7 +72,7 @@ class LocalKafka:
                 raw = uuid.uuid4().bytes
                 cluster_id_path.write_text(base64.urlsafe_b64encode(raw).decode().rstrip("="))
             result = subprocess.run(
-                self._java(libs, "kafka.tools.StorageTool", "format", "-t", cluster_id_path.read_text().strip(),
+                self.java_command(libs, "kafka.tools.StorageTool", "format", "-t", cluster_id_path.read_text().strip(),
                            "-c", str(config), "--ignore-formatted"),
                 capture_output=True, text=True,
             )
@@ -81,4 +82,4 @@ class LocalKafka:
 
     def start(self) -> None:
         config = self.prepare()
-        self.process.start(self._java(kafka_libs(self.cache_dir), "kafka.Kafka", str(config)))
+        self.process.start(self.java_command(kafka_libs(self.cache_dir), "kafka.Kafka", str(config)))
