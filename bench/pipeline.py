@@ -334,12 +334,12 @@ def pooled_summary(rounds: list[dict[str, dict[str, Any]]]) -> dict[str, dict[st
     engine_p99 = percentile(singles, 0.99)
     summary: dict[str, dict[str, float]] = {"engine": {"single_p99_s": engine_p99, "samples": len(singles)}}
     for name in (n for n in rounds[0] if n != "engine"):
-        rows = [(r[name], r["engine"]) for r in rounds]
-        latencies = [x for row, _ in rows for x in row["latencies_s"]]
-        bracket = [x for row, _ in rows for x in row["singles_bracket_s"]]
-        cache = [x for row, _ in rows for x in row["cache_s"]]
+        rows = [r[name] for r in rounds]
+        latencies = [x for row in rows for x in row["latencies_s"]]
+        bracket = [x for row in rows for x in row["singles_bracket_s"]]
+        cache = [x for row in rows for x in row["cache_s"]]
         summary[name] = {
-            "throughput_ratio": median(row["bills_per_s"] / row["engine_bills_per_s"] for row, _ in rows),
+            "throughput_ratio": median(row["bills_per_s"] / row["engine_bills_per_s"] for row in rows),
             "p50_s": percentile(latencies, 0.5), "p99_s": percentile(latencies, 0.99),
             "engine_single_p99_s": percentile(bracket, 0.99),
             "p99_ratio": percentile(latencies, 0.99) / percentile(bracket, 0.99),
