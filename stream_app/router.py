@@ -44,7 +44,7 @@ from billstream_core.kafka import (ReliableProducer, commit_consumed, key_partit
 from billstream_core.serde import codec
 from billstream_core.settings import Settings, TopicSpec
 from stream_app import records
-from stream_app.changelogs import RecognisedImages, restore_partitions
+from stream_app.changelogs import RecognisedImages, RestoredPartition, restore_partitions
 
 log = logging.getLogger("billstream.router")
 
@@ -146,6 +146,7 @@ class ImageRouter:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         stateful = [tp for tp in partitions if tp.topic in (self.by_image, self.settings.topics.submitted)]
+        adopted: dict[int, RestoredPartition] = {}
         if stateful:
             # committed offsets first: read_committed waits for a previous owner's open transaction
             consumer.committed(stateful, timeout=60)
@@ -154,10 +155,9 @@ class ImageRouter:
             for tp, key in zip(stateful, logs):
                 state = self.index if tp.topic == self.by_image else self.orders
                 state[tp.partition] = restored[key].entries
-            if not self.recognised.started:  # it tails the partitions just restored from where the restore stopped
-                self.recognised.start({p: restored[(t, p)] for t, p in logs if t == self.changelog})
-        if not self.recognised.started:
-            self.recognised.start()
+            adopted = {p: restored[(t, p)] for t, p in logs if t == self.changelog}
+        if not self.recognised.started:  # it tails the partitions just restored from where the restore stopped
+            self.recognised.start(adopted)
         consumer.incremental_assign(partitions)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
