@@ -34,7 +34,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     if worker_settings.nice:
         os.nice(worker_settings.nice)  # before the engine starts its threads: they inherit it
     options = serving_options(worker_settings.backend, worker_settings.device, worker_settings.threads,
-                              worker_settings.decoder)
+                              worker_settings.decoder, worker_settings.cpu_slot)
     engine = OcrEngine.load(options=options)
     handler = BillHandler(engine, ObjectStore(settings.storage), settings.limits,
                           fetch_concurrency=settings.worker.fetch_concurrency)
@@ -42,8 +42,9 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     worker = InferenceWorker(settings, handler, instance_id=instance_id)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: worker.stop())
+    slot = f", CPU slot {options.cpu_slot}" if options.cpu_slot else ""
     print(f"worker {instance_id}: model {engine.name} {engine.version} ({options.backend} on {options.device}, "
-          f"{options.decoder} decoder), reading {worker.input_topic}", file=sys.stderr, flush=True)
+          f"{options.decoder} decoder{slot}), reading {worker.input_topic}", file=sys.stderr, flush=True)
     stats = worker.run()
     summary = vars(stats) | {"instance_id": instance_id}
     print(json.dumps(summary) if args.json else f"worker {instance_id} stopped: {summary}", file=sys.stderr if not args.json else sys.stdout)

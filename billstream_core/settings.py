@@ -151,6 +151,10 @@ class WorkerSettings(BaseModel):
     decoder: str = Field(default="auto", pattern=r"^(auto|greedy|beam)$",
                          description="auto: beam search with the shipped language model")
     threads: int | None = Field(default=None, ge=1)
+    cpu_slot: str = Field(default="auto", min_length=1,
+                          description="auto: on the CPU, the workers sharing a set of cores run their networks in "
+                                      "turn (a lock file per core set in the temp dir); off: never wait; or a "
+                                      "lock file's path")
     nice: int = Field(default=0, ge=0, le=19,
                       description="CPU niceness added at start: on a machine shared with the broker and the "
                                   "router, their short steps are then scheduled before bulk inference")

@@ -16,6 +16,7 @@ import torch
 
 from billstream_core.settings import LimitSettings
 from models.detection.net import DetectorConfig, LineDetector
+from models.engine.cpu_slot import CpuSlot, default_slot_path
 from models.engine.reread import RereadConfig, reread
 from models.engine.runners import OnnxRunner, Runner, TorchRunner
 from models.detection.postprocess import BoxCalibration, DetectedLine, boxes_from_map
@@ -63,19 +64,25 @@ class EngineOptions:
     min_confidence: float = 0.0
     decoder: str = "auto"  # auto: beam search with the LM when the manifest ships one, else greedy
     reread: bool = True  # read doubtful lines again, stretched, as the manifest's reread entry says
+    cpu_slot: Path | None = None  # a lock file: network calls on the CPU take turns with other processes holding it
 
 
 def serving_options(backend: str = "auto", device: str = "auto", threads: int | None = None,
-                    decoder: str = "auto") -> EngineOptions:
-    """What a worker runs: the GPU through torch when there is one, ONNX Runtime int8 on CPU."""
+                    decoder: str = "auto", cpu_slot: str = "off") -> EngineOptions:
+    """What a worker runs: the GPU through torch when there is one, ONNX Runtime int8 on CPU;
+    ``cpu_slot`` ``auto`` shares one lock per set of cores (see ``cpu_slot``), ``off`` none, else
+    the lock file's path."""
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if backend == "auto":
         backend = "torch" if device.startswith("cuda") else "onnx-int8"
     if backend != "torch" and device != "cpu":
         raise WeightsError(f"backend {backend} runs on the CPU; use backend torch for device {device}")
+    slot = None
+    if device == "cpu" and cpu_slot != "off":
+        slot = default_slot_path() if cpu_slot == "auto" else Path(cpu_slot)
     return EngineOptions(backend=backend, device=device, threads=threads, decoder=decoder,
-                         half=device.startswith("cuda"))
+                         half=device.startswith("cuda"), cpu_slot=slot)
 
 
 class OcrEngine:
@@ -113,16 +120,17 @@ class OcrEngine:
         language_model = load_language_model(networks.manifest, weights_dir) if options.decoder != "greedy" else None
         detector: Runner
         recognizer: Runner
+        slot = CpuSlot(options.cpu_slot) if options.cpu_slot is not None and options.device == "cpu" else None
         if options.backend == "torch":
-            detector = TorchRunner(networks.detector, options.device, options.half)
-            recognizer = TorchRunner(networks.recognizer, options.device, options.half)
+            detector = TorchRunner(networks.detector, options.device, options.half, slot)
+            recognizer = TorchRunner(networks.recognizer, options.device, options.half, slot)
         else:
             from models.export import export_onnx
 
             paths = export_onnx(weights_dir, networks=networks)
-            detector = OnnxRunner(paths["detector"], options.threads)
+            detector = OnnxRunner(paths["detector"], options.threads, slot)
             recognizer = OnnxRunner(paths["recognizer_int8" if options.backend == "onnx-int8" else "recognizer"],
-                                    options.threads)
+                                    options.threads, slot)
         return cls(detector, networks.detector_config, recognizer, networks.charset,
                    version=model_version(networks.manifest),
                    crop_margin=networks.recognizer_input.get("crop_margin", 0.08),

@@ -1,6 +1,7 @@
 """Backends that run one network: numpy batch in, numpy out. The engine does not care which."""
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Protocol
 
@@ -13,24 +14,27 @@ class Runner(Protocol):
 
 
 class TorchRunner:
-    def __init__(self, module: torch.nn.Module, device: str = "cpu", half: bool = False) -> None:
+    def __init__(self, module: torch.nn.Module, device: str = "cpu", half: bool = False,
+                 slot: AbstractContextManager[object] | None = None) -> None:
         self.device = device
+        self.slot = slot if slot is not None and device == "cpu" else nullcontext()  # a GPU queues on its own
         self.half = half and device.startswith("cuda")
         self.module = module.eval().to(device)
         if self.half:
             self.module = self.module.half()
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
+        with torch.inference_mode(), self.slot:
             tensor = torch.from_numpy(batch).to(self.device, non_blocking=True)
             tensor = tensor.half() if self.half else tensor
             return self.module(tensor).float().cpu().numpy()
 
 
 class OnnxRunner:
-    def __init__(self, path: Path, threads: int | None = None) -> None:
+    def __init__(self, path: Path, threads: int | None = None, slot: AbstractContextManager[object] | None = None) -> None:
         import onnxruntime as ort
 
+        self.slot = slot if slot is not None else nullcontext()
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
@@ -44,4 +48,6 @@ class OnnxRunner:
         self.input_name = self.session.get_inputs()[0].name
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self.input_name: batch.astype(np.float32, copy=False)})[0]  # type: ignore[no-any-return]
+        batch = batch.astype(np.float32, copy=False)
+        with self.slot:
+            return self.session.run(None, {self.input_name: batch})[0]  # type: ignore[no-any-return]
