@@ -28,10 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run_stream(settings: Settings, args: argparse.Namespace) -> int:
-    import faust
-
     from models.manifest import model_version, read_manifest
-    from stream_app.app import build_app, internal_topics
+    from stream_app.app import build_app, faust_worker, internal_topics
     from stream_app.router import ImageRouter
 
     wait_for_broker(settings.kafka)
@@ -54,7 +52,7 @@ def run_stream(settings: Settings, args: argparse.Namespace) -> int:
     routing = threading.Thread(target=router.run, kwargs={"on_fatal": on_fatal}, name="router", daemon=True)
     routing.start()
     app = build_app(settings, model_version=version, router=router)
-    worker = faust.Worker(app, loglevel=args.loglevel, quiet=True)
+    worker = faust_worker(app, args.loglevel)
     try:
         worker.execute_from_commandline()  # returns on SIGTERM/SIGINT after a clean stop
     finally:
