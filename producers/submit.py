@@ -29,6 +29,14 @@ class Submission:
     image: StoredObject
 
 
+@dataclass(frozen=True)
+class StagedBill:
+    """A bill whose image is stored and whose order number is set, not yet announced."""
+    order_number: str
+    image: StoredObject
+    attributes: dict[str, str]
+
+
 class BillSubmitter:
     def __init__(self, settings: Settings, *, store: ObjectStore | None = None,
                  producer: ReliableProducer | None = None, source: str = "cli") -> None:
@@ -41,6 +49,13 @@ class BillSubmitter:
     def submit(self, image: bytes | Path, *, order_number: str | None = None,
                attributes: Mapping[str, str] | None = None, flush: bool = True) -> Submission:
         """Store and announce one bill; returns its order number. ``flush=False`` batches."""
+        return self.publish(self.stage(image, order_number=order_number, attributes=attributes), flush=flush)
+
+    def stage(self, image: bytes | Path, *, order_number: str | None = None,
+              attributes: Mapping[str, str] | None = None) -> StagedBill:
+        """The first half of :meth:`submit`: checks and stores the image, announces nothing
+        (a load generator stages its bills before its clock starts, as clients on other
+        machines would)."""
         data = image.read_bytes() if isinstance(image, Path) else image
         if not data:
             raise EmptyImage("the image is empty (0 bytes)")
@@ -48,20 +63,24 @@ class BillSubmitter:
             raise BillstreamError(f"the image is {len(data)} bytes, over the "
                                   f"{self.settings.limits.max_image_bytes} byte limit", code="IMAGE_TOO_LARGE")
         number = validate_order_number(order_number) if order_number else new_order_number()
-        stored = self.store.put(data, sniff_content_type(data))
+        return StagedBill(number, self.store.put(data, sniff_content_type(data)), dict(attributes or {}))
+
+    def publish(self, staged: StagedBill, *, flush: bool = True) -> Submission:
+        """The second half of :meth:`submit`: the event, stamped with the time it is sent."""
+        stored = staged.image
         event = {
             "schema_version": self._codec.version,
-            "order_number": number,
+            "order_number": staged.order_number,
             "submitted_at_ms": int(time.time() * 1000),
             "image": {"bucket": stored.bucket, "key": stored.key, "sha256": stored.sha256,
                       "size_bytes": stored.size_bytes, "content_type": stored.content_type},
             "source": self.source,
-            "attributes": dict(attributes or {}),
+            "attributes": staged.attributes,
         }
-        self.producer.produce(self.settings.topics.submitted, self._codec.encode(event), key=number)
+        self.producer.produce(self.settings.topics.submitted, self._codec.encode(event), key=staged.order_number)
         if flush:
             self.producer.flush()
-        return Submission(number, stored)
+        return Submission(staged.order_number, stored)
 
     def flush(self) -> None:
         self.producer.flush()

@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -77,3 +78,17 @@ def test_backfill_is_resumable_from_its_ledger(services: Settings, tmp_path: Pat
     assert code == 0 and (second["submitted"], second["skipped"], second["failed"]) == (0, 6, 0)
     events = submitted_events(settings, 7, timeout=10)
     assert len(events) == 6 and len({e["order_number"] for e in events}) == 6
+
+
+def test_a_staged_bill_is_stored_and_announced_only_when_published(services: Settings) -> None:
+    settings = isolated_settings(services)
+    image = render_bill(["STAGED TEST", "TOTAL 2.00"])
+    submitter = BillSubmitter(settings)
+    staged = submitter.stage(image, order_number="ORDER-43", attributes={"till": "2"})
+    assert ObjectStore(settings.storage).get(staged.image.key) == image
+    assert submitted_events(settings, 1, timeout=3) == []
+    before_ms = time.time() * 1000
+    submission = submitter.publish(staged)
+    (event,) = submitted_events(settings, 1)
+    assert submission.order_number == event["order_number"] == "ORDER-43" and event["attributes"] == {"till": "2"}
+    assert event["submitted_at_ms"] >= before_ms - 1  # stamped when sent, not when staged
