@@ -17,6 +17,8 @@ import threading
 from pathlib import Path
 from types import TracebackType
 
+from billstream_core.errors import SettingsError
+
 
 class CpuSlot:
     """A host-wide mutex on ``path``; also a mutex between this process's threads (``flock``
@@ -24,8 +26,11 @@ class CpuSlot:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        # read-only is enough to flock; O_NOFOLLOW: a planted symlink in a shared temp dir is refused
-        self._fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        try:  # read-only is enough to flock; O_NOFOLLOW: a planted symlink in a shared temp dir is refused
+            self._fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise SettingsError(f"cannot open the CPU slot's lock file {path}: {exc.strerror}; set "
+                                "BILLSTREAM_WORKER__CPU_SLOT to another path, or to off") from exc
         self._threads = threading.Lock()
 
     def __enter__(self) -> "CpuSlot":

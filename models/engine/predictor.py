@@ -70,8 +70,8 @@ class EngineOptions:
 def serving_options(backend: str = "auto", device: str = "auto", threads: int | None = None,
                     decoder: str = "auto", cpu_slot: str = "off") -> EngineOptions:
     """What a worker runs: the GPU through torch when there is one, ONNX Runtime int8 on CPU;
-    ``cpu_slot`` ``auto`` shares one lock per set of cores (see ``cpu_slot``), ``off`` none, else
-    the lock file's path."""
+    ``cpu_slot``: ``auto`` takes turns with the other workers on this set of cores (see
+    :mod:`models.engine.cpu_slot`), ``off`` never waits, anything else is a lock file's path."""
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if backend == "auto":

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+from billstream_core.errors import SettingsError
 from models.engine.cpu_slot import CpuSlot, cpu_set_name, default_slot_path
 from models.engine.predictor import serving_options
 from models.engine.runners import OnnxRunner, TorchRunner
@@ -23,6 +24,7 @@ REPO = Path(__file__).resolve().parents[3]
 HOLDER = """
 import sys, time
 from pathlib import Path
+from billstream_core.errors import SettingsError
 from models.engine.cpu_slot import CpuSlot
 slot = CpuSlot(Path(sys.argv[1]))
 print("ready", flush=True)
@@ -105,7 +107,7 @@ def test_threads_of_one_process_take_turns(tmp_path: Path) -> None:
 def test_a_symlink_in_place_of_the_lock_file_is_refused(tmp_path: Path) -> None:
     (tmp_path / "elsewhere").write_text("x")
     (tmp_path / "cpu.lock").symlink_to(tmp_path / "elsewhere")
-    with pytest.raises(OSError):
+    with pytest.raises(SettingsError, match="BILLSTREAM_WORKER__CPU_SLOT"):
         CpuSlot(tmp_path / "cpu.lock")
 
 
