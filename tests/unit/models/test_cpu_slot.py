@@ -24,7 +24,6 @@ REPO = Path(__file__).resolve().parents[3]
 HOLDER = """
 import sys, time
 from pathlib import Path
-from billstream_core.errors import SettingsError
 from models.engine.cpu_slot import CpuSlot
 slot = CpuSlot(Path(sys.argv[1]))
 print("ready", flush=True)
