@@ -25,8 +25,11 @@ def test_samples_are_stored_crops_with_charset_text(fonts) -> None:
     for sample in samples:
         assert sample.image.dtype == np.uint8 and sample.image.shape[0] == STORE_HEIGHT
         assert sample.text and sample.text == charset.normalize(sample.text)
-        # dark ink on a light ground, and wider for longer text
-        assert sample.image.mean() > 120 and sample.image.min() < 100
+        # dark ink on a light ground (a light ground, and ink well below it: the faded
+        # thermal prints of thin fonts, such as DejaVu ExtraLight where it is installed,
+        # keep no pixel under 100), and wider for longer text
+        ground = float(sample.image.mean())
+        assert ground > 120 and ground - float(sample.image.min()) > 60
     long = [s for s in samples if len(s.text) >= 20]
     short = [s for s in samples if len(s.text) <= 4]
     assert long and short
