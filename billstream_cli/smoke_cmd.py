@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from billstream_core.errors import BillstreamError
+from billstream_core.group import subscribe
 from billstream_core.kafka import make_consumer, wait_for_broker
 from billstream_core.serde import codec
 from billstream_core.settings import Settings
@@ -53,7 +54,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     decoder = codec("BillSubmitted")
     event = None
     try:
-        consumer.subscribe([settings.topics.submitted])
+        subscribe(consumer, [settings.topics.submitted])
         deadline = time.monotonic() + args.timeout
         while event is None and time.monotonic() < deadline:
             message = consumer.poll(0.5)

@@ -8,7 +8,10 @@ import time
 import uuid
 from pathlib import Path
 
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END
+
 from billstream_core.errors import BillstreamError
+from billstream_core.group import subscribe
 from billstream_core.kafka import make_consumer, wait_for_broker
 from billstream_core.serde import codec
 from billstream_core.settings import Settings
@@ -105,9 +108,10 @@ def format_result(record: dict, *, lines: int = 3) -> str:
 def run_results(settings: Settings, args: argparse.Namespace) -> int:
     wait_for_broker(settings.kafka)
     decoder = codec("BillResult")
+    start_at_end = args.follow and not args.from_beginning
     consumer = make_consumer(settings.kafka, f"billstream-results-{uuid.uuid4().hex[:12]}", read_committed=True,
-                             extra={"auto.offset.reset": "earliest" if args.from_beginning or not args.follow else "latest"})
-    consumer.subscribe([settings.topics.results])
+                             extra={"auto.offset.reset": "latest" if start_at_end else "earliest"})
+    subscribe(consumer, [settings.topics.results], reset=OFFSET_END if start_at_end else OFFSET_BEGINNING)
     idle_since = time.monotonic()
     try:
         while args.follow or time.monotonic() - idle_since < 5:

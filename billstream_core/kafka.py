@@ -11,11 +11,12 @@ import time
 from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError as RdKafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError as RdKafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from aiokafka.partitioner import murmur2
 
 from billstream_core.errors import BrokerUnavailable, DeliveryError, KafkaError
+from billstream_core.group import committed_offsets
 from billstream_core.settings import KafkaSettings, TopicSpec
 
 log = logging.getLogger("billstream.kafka")
@@ -183,8 +184,8 @@ def commit_consumed(producer: ReliableProducer, consumer: Consumer, messages: li
         raise KafkaError(f"{owner}: abort failed: {exc}") from exc
     assigned = {(tp.topic, tp.partition) for tp in consumer.assignment()}
     partitions = [TopicPartition(t, p) for (t, p) in offsets if (t, p) in assigned]
-    for tp in consumer.committed(partitions, timeout=30):
-        consumer.seek(TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING))
+    for tp in committed_offsets(consumer, partitions, timeout_s=30):
+        consumer.seek(tp)
     time.sleep(0.5)
     return False
 

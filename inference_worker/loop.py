@@ -29,6 +29,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from billstream_core.errors import DecodeError, KafkaError
+from billstream_core.group import subscribe
 from billstream_core.kafka import (ReliableProducer, commit_consumed, delivering_partitions, make_consumer,
                                    take_available)
 from billstream_core.order_numbers import is_valid_order_number
@@ -95,7 +96,7 @@ class InferenceWorker:
             self.producer.raw.init_transactions(30)  # fences an earlier incarnation, aborts its open transaction
         except KafkaException as exc:
             raise KafkaError(f"cannot initialise transactions: {exc}") from exc
-        self.consumer.subscribe([self.input_topic], on_revoke=self._drop_held, on_lost=self._drop_held)
+        subscribe(self.consumer, [self.input_topic], on_revoke=self._drop_held)
         log.info("worker %s consuming %s", self.instance_id, self.input_topic)
         engine_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine")
         in_flight: _Batch | None = None

@@ -39,6 +39,7 @@ from typing import Any, NamedTuple
 from confluent_kafka import Consumer, Message, TopicPartition
 
 from billstream_core.errors import DecodeError, KafkaError
+from billstream_core.group import subscribe
 from billstream_core.kafka import (ReliableProducer, commit_consumed, key_partition, make_consumer, next_offsets,
                                    partition_count, take_available)
 from billstream_core.serde import codec
@@ -106,8 +107,7 @@ class ImageRouter:
         try:
             self.producer.raw.init_transactions(30)  # fences an earlier incarnation, aborts its open transaction
             self._image_partitions = partition_count(self.settings.kafka, self.by_image, 30)
-            self.consumer.subscribe(self.inputs, on_assign=self._on_assign, on_revoke=self._on_revoke,
-                                    on_lost=self._on_revoke)
+            subscribe(self.consumer, self.inputs, prepare=self._restore, on_revoke=self._on_revoke)
             next_sweep = time.monotonic() + ORDER_SWEEP_S
             while not self._stop.is_set():
                 messages = take_available(self.consumer, 500, 0.2)
@@ -144,12 +144,12 @@ class ImageRouter:
         if forgotten:
             log.info("forgot %d orders older than %.0f days", forgotten, self.settings.stream.order_memory_days)
 
-    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _restore(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """State for the partitions about to be assigned, read after their committed offsets
+        (which wait for a previous owner's open transaction), so that it is at least as new."""
         stateful = [tp for tp in partitions if tp.topic in (self.by_image, self.settings.topics.submitted)]
         adopted: dict[int, RestoredPartition] = {}
         if stateful:
-            # committed offsets first: read_committed waits for a previous owner's open transaction
-            consumer.committed(stateful, timeout=60)
             logs = [(self.changelog if tp.topic == self.by_image else self.orders_log, tp.partition) for tp in stateful]
             restored = restore_partitions(self.settings, logs)
             for tp, key in zip(stateful, logs):
@@ -158,7 +158,6 @@ class ImageRouter:
             adopted = {p: restored[(t, p)] for t, p in logs if t == self.changelog}
         if not self.recognised.started:  # it tails the partitions just restored from where the restore stopped
             self.recognised.start(adopted)
-        consumer.incremental_assign(partitions)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:

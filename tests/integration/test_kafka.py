@@ -2,10 +2,12 @@
 import json
 import time
 from collections.abc import Callable
+from typing import Any
 
-from confluent_kafka import TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, TopicPartition
 from confluent_kafka.admin import ConfigResource
 
+from billstream_core.group import subscribe
 from billstream_core.kafka import (ReliableProducer, delivering_partitions, ensure_topics, key_partition, make_admin,
                                    make_consumer, partition_count)
 from billstream_core.serde import codec
@@ -207,3 +209,54 @@ def test_only_partitions_that_delivered_are_offered_for_pausing_and_a_paused_one
     finally:
         consumer.close()
     assert sorted(seen) == [f"p{p}-{i}" for p in (0, 1) for i in range(3)]  # each once, none lost by the pause
+
+
+def test_a_subscription_starts_each_partition_at_the_offset_it_looked_up(
+        services: Settings, make_topic: Callable[..., str], unique: Callable[[str], str]) -> None:
+    """Committed offsets are resumed, partitions without one start at the reset position, and
+    prepare sees the same offsets the partitions are then assigned at."""
+    topic = make_topic(partitions=2)
+    producer = ReliableProducer(services.kafka)
+    for partition in (0, 1):
+        for i in range(5):
+            producer.produce(topic, f"{partition}-{i}".encode(), key=b"k", partition=partition)
+    producer.flush()
+    group_id = unique("group")
+    committer = make_consumer(services.kafka, group_id)
+    committer.commit(offsets=[TopicPartition(topic, 0, 3)], asynchronous=False)
+    committer.close()
+
+    def first_offsets(consumer: Any, want: int) -> dict[int, int]:
+        first: dict[int, int] = {}
+        deadline = time.monotonic() + 60
+        while len(first) < want and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is not None and message.error() is None:
+                first.setdefault(message.partition(), message.offset())
+        return first
+
+    prepared: list[dict[int, int]] = []
+    resuming = make_consumer(services.kafka, group_id)
+    subscribe(resuming, [topic], prepare=lambda c, ps: prepared.append({tp.partition: tp.offset for tp in ps}))
+    try:
+        assert first_offsets(resuming, 2) == {0: 3, 1: 0}
+    finally:
+        resuming.close()
+    assert prepared == [{0: 3, 1: OFFSET_BEGINNING}]
+
+    latest = make_consumer(services.kafka, unique("group"), extra={"auto.offset.reset": "latest"})
+    subscribe(latest, [topic], reset=OFFSET_END)
+    try:
+        seen: dict[int, int] = {}
+        deadline = time.monotonic() + 60
+        while not seen and time.monotonic() < deadline:  # a new record every 2 s until one is read
+            producer.produce(topic, b"new", key=b"k", partition=1)
+            producer.flush()
+            quiet_until = time.monotonic() + 2
+            while not seen and time.monotonic() < quiet_until:
+                message = latest.poll(0.2)
+                if message is not None and message.error() is None:
+                    seen[message.partition()] = message.offset()
+        assert seen.get(1, -1) >= 5, seen  # a new record, and none of the five older ones
+    finally:
+        latest.close()

@@ -10,7 +10,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from billstream_core.kafka import ensure_topics, make_consumer
+from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+
+from billstream_core.kafka import ensure_topics, make_consumer, partition_count
 from billstream_core.serde import codec
 from billstream_core.settings import Settings, load_settings, settings_env
 from infra.components import spawn_cli
@@ -74,10 +76,14 @@ class WorkerProcess(ServiceProcess):
 def collect_results(settings: Settings, expected: set[str], *, timeout: float = 180.0, settle: float = 3.0,
                     topic: str | None = None) -> dict[str, list[dict[str, Any]]]:
     """Every result record (read_committed) by order number, until all expected orders have
-    one and nothing new arrived for ``settle`` seconds, or the timeout."""
+    one and nothing new arrived for ``settle`` seconds, or the timeout.
+
+    The partitions are assigned, not subscribed: a group join, and its offset lookups on a
+    broker that started a moment ago, are not what these tests are about."""
     decoder = codec("BillResult")
+    name = topic or settings.topics.results
     consumer = make_consumer(settings.kafka, f"reader-{uuid.uuid4().hex}", read_committed=True)
-    consumer.subscribe([topic or settings.topics.results])
+    consumer.assign([TopicPartition(name, p, OFFSET_BEGINNING) for p in range(partition_count(settings.kafka, name, 30))])
     found: dict[str, list[dict[str, Any]]] = defaultdict(list)
     deadline = time.monotonic() + timeout
     last_new = time.monotonic()
@@ -103,13 +109,29 @@ def count(submitted: set[str], found: dict[str, list[dict[str, Any]]]) -> dict[s
             "unexpected": len(found.keys() - submitted)}
 
 
-def assert_each_order_once(label: str, submitted: set[str], found: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
+def assert_each_order_once(label: str, submitted: set[str], found: dict[str, list[dict[str, Any]]], *,
+                           settings: Settings | None = None, log_dir: Path | None = None) -> dict[str, int]:
     """Print the counts (the figures the issue asks to see) and fail on a lost, doubled or
-    unexpected order."""
+    unexpected order; with ``settings``, the failure names each lost or doubled order and
+    every record of it on the pipeline's topics, and with ``log_dir`` the services' log tails."""
     counts = count(submitted, found)
     print(f"{label}: {counts}")
-    assert counts["lost"] == 0 and counts["duplicates"] == 0 and counts["unexpected"] == 0, counts
-    return counts
+    if counts["lost"] == 0 and counts["duplicates"] == 0 and counts["unexpected"] == 0:
+        return counts
+    details = [str(counts)]
+    if settings is not None:
+        from tests.support.trail import order_trail
+
+        odd = (submitted - found.keys()) | {o for o, v in found.items() if len(v) > 1}
+        trail = order_trail(settings, odd)
+        for order in sorted(odd):
+            details.append(f"{'lost' if order not in found else 'doubled'} {order}:")
+            details += [f"  {line}" for line in trail.get(order, ["on no topic"])]
+    if log_dir is not None:
+        from tests.support.trail import log_tails
+
+        details.append(log_tails(log_dir))
+    raise AssertionError("\n".join(details))
 
 
 def stop_all(*processes: ServiceProcess | None) -> None:

@@ -192,7 +192,7 @@ def test_stream_app_kill_9_and_restart_answers_every_order_once(services: Settin
         found = collect_results(settings, orders, timeout=240, settle=8)
     finally:
         stop_all(stream, worker)
-    assert_each_order_once("stream-app kill -9", orders, found)
+    assert_each_order_once("stream-app kill -9", orders, found, settings=settings, log_dir=tmp_path)
 
 
 def test_submissions_before_and_during_the_stream_app_start_all_get_one_result(services: Settings,
@@ -212,6 +212,6 @@ def test_submissions_before_and_during_the_stream_app_start_all_get_one_result(s
         found = collect_results(settings, orders, timeout=240, settle=5)
     finally:
         stop_all(stream, worker)
-    assert_each_order_once("submitted before/while starting", orders, found)
+    assert_each_order_once("submitted before/while starting", orders, found, settings=settings, log_dir=tmp_path)
     inferred = sum(not found[o][0]["cached"] for o in orders)
     assert inferred == len(images), f"{inferred} inferences for {len(images)} distinct images"

@@ -41,7 +41,7 @@ def test_every_bill_gets_exactly_one_result(pipeline: Settings, tmp_path: Path) 
     finally:
         assert worker.terminate() == 0, worker.log_path.read_text()[-2000:]
         worker.close()
-    assert_each_order_once("12 bills, one worker", orders, found)
+    assert_each_order_once("12 bills, one worker", orders, found, settings=pipeline, log_dir=tmp_path)
     for records in found.values():
         record = records[0]
         assert record["status"] == "RECOGNIZED", record
@@ -164,6 +164,6 @@ def test_a_batch_slower_than_the_poll_interval_keeps_its_membership(pipeline: Se
     finally:
         worker.stop()
         thread.join(60)
-    assert_each_order_once("slow batch", orders, found)
+    assert_each_order_once("slow batch", orders, found, settings=settings)
     assert {r["error_code"] for rs in found.values() for r in rs} == {"INTERNAL"}
     assert worker.stats.aborts == 0 and engine.batches <= 2, (worker.stats, engine.batches)
