@@ -26,6 +26,16 @@ def event(order_number: str) -> dict:
     }
 
 
+def fill_partitions(services: Settings, topic: str, partitions: tuple[int, ...], count: int) -> ReliableProducer:
+    """``count`` records (``p{partition}-{i}``) in each of ``partitions``; returns the producer."""
+    producer = ReliableProducer(services.kafka)
+    for partition in partitions:
+        for i in range(count):
+            producer.produce(topic, f"p{partition}-{i}".encode(), key=f"k{i}", partition=partition)
+    producer.flush()
+    return producer
+
+
 def test_topics_from_settings_have_their_partition_counts(services: Settings) -> None:
     for spec in services.topics.all():
         assert partition_count(services.kafka, spec.name) == spec.partitions
@@ -180,13 +190,9 @@ def test_only_partitions_that_delivered_are_offered_for_pausing_and_a_paused_one
     """The worker pauses what ``delivering_partitions`` returns while its engine runs (the
     librdkafka race it avoids is in that function's docstring)."""
     topic = make_topic(partitions=4)
-    producer = ReliableProducer(services.kafka)
-    for partition in (0, 1):
-        for i in range(3):
-            producer.produce(topic, f"p{partition}-{i}".encode(), key=f"k{i}", partition=partition)
-    producer.flush()
+    fill_partitions(services, topic, (0, 1), 3)
     consumer = make_consumer(services.kafka, unique("group"), extra={"enable.partition.eof": False})
-    consumer.subscribe([topic])
+    subscribe(consumer, [topic])  # as the worker subscribes
     seen: list[str] = []
     try:
         assert delivering_partitions(consumer) == []  # nothing assigned yet
@@ -216,11 +222,7 @@ def test_a_subscription_starts_each_partition_at_the_offset_it_looked_up(
     """Committed offsets are resumed, partitions without one start at the reset position, and
     prepare sees the same offsets the partitions are then assigned at."""
     topic = make_topic(partitions=2)
-    producer = ReliableProducer(services.kafka)
-    for partition in (0, 1):
-        for i in range(5):
-            producer.produce(topic, f"{partition}-{i}".encode(), key=b"k", partition=partition)
-    producer.flush()
+    producer = fill_partitions(services, topic, (0, 1), 5)
     group_id = unique("group")
     committer = make_consumer(services.kafka, group_id)
     committer.commit(offsets=[TopicPartition(topic, 0, 3)], asynchronous=False)
