@@ -28,8 +28,9 @@ Rebalance = Callable[[Consumer, list[TopicPartition]], None]
 def committed_offsets(consumer: Consumer, partitions: list[TopicPartition], *, reset: int = OFFSET_BEGINNING,
                       timeout_s: float = LOOKUP_TIMEOUT_S) -> list[TopicPartition]:
     """Each partition at its group's committed offset, or at ``reset`` (a logical offset:
-    ``OFFSET_BEGINNING``, ``OFFSET_END``) where the group has none. Transactional offsets
-    still pending are waited for (the broker answers them as stable only)."""
+    ``OFFSET_BEGINNING``, ``OFFSET_END``) where the group has none. A read_committed
+    consumer's lookup asks for stable offsets, so offsets still pending in a previous
+    owner's transaction are waited for (or retried here)."""
     wanted = [TopicPartition(tp.topic, tp.partition) for tp in partitions]
     if not wanted:
         return []
