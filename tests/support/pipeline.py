@@ -16,6 +16,7 @@ from billstream_core.kafka import ensure_topics, make_consumer, partition_count
 from billstream_core.serde import codec
 from billstream_core.settings import Settings, load_settings, settings_env
 from infra.components import spawn_cli
+from tests.support.trail import log_tails, order_trail
 
 
 def isolated_settings(base: Settings, *, partitions: int = 4, guarantee: str = "at_least_once") -> Settings:
@@ -120,16 +121,12 @@ def assert_each_order_once(label: str, submitted: set[str], found: dict[str, lis
         return counts
     details = [str(counts)]
     if settings is not None:
-        from tests.support.trail import order_trail
-
         odd = (submitted - found.keys()) | {o for o, v in found.items() if len(v) > 1}
         trail = order_trail(settings, odd)
         for order in sorted(odd):
             details.append(f"{'lost' if order not in found else 'doubled'} {order}:")
             details += [f"  {line}" for line in trail.get(order, ["on no topic"])]
     if log_dir is not None:
-        from tests.support.trail import log_tails
-
         details.append(log_tails(log_dir))
     raise AssertionError("\n".join(details))
 

@@ -16,6 +16,7 @@ from billstream_core.errors import DecodeError
 from billstream_core.kafka import make_consumer
 from billstream_core.serde import codec
 from billstream_core.settings import Settings
+from stream_app.changelogs import watermarks
 from stream_app.router import router_topics
 
 
@@ -27,11 +28,8 @@ def _records(settings: Settings, topic: str, *, read_committed: bool) -> list[tu
         metadata = reader.list_topics(topic, timeout=10).topics.get(topic)
         if metadata is None or metadata.error is not None:
             return out
-        ends = {}
-        for partition in metadata.partitions:
-            low, high = reader.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-            if high > low:
-                ends[partition] = high
+        marks = {partition: watermarks(reader, topic, partition) for partition in metadata.partitions}
+        ends = {partition: high for partition, (low, high) in marks.items() if high > low}
         reader.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
         idle = 0
         while ends and idle < 6:  # read_committed stops short of the high mark on control records
