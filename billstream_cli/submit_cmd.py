@@ -8,7 +8,7 @@ import time
 import uuid
 from pathlib import Path
 
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, TopicPartition
 
 from billstream_core.errors import BillstreamError
 from billstream_core.group import subscribe
@@ -21,7 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     submit = sub.add_parser("submit", help="upload bills and publish BillSubmitted events")
     submit.add_argument("files", nargs="+", type=Path)
     submit.add_argument("--order-number", help="only with one file; generated (sortable, unique) otherwise")
-    submit.add_argument("--attr", action="append", default=[], metavar="KEY=VALUE", help="attribute to attach")
+    submit.add_argument("--attr", action="append", default=[], type=_attribute, metavar="KEY=VALUE",
+                        help="attribute to attach (repeatable)")
     submit.add_argument("--json", action="store_true")
     submit.set_defaults(run=run_submit)
 
@@ -34,21 +35,21 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     backfill.add_argument("--json", action="store_true")
     backfill.set_defaults(run=run_backfill)
 
-    results = sub.add_parser("results", help="print results from the results topic (read_committed)")
-    results.add_argument("--follow", action="store_true", help="keep waiting for new results")
-    results.add_argument("--from-beginning", action="store_true", help="start at the oldest result")
+    about = ("print results from the results topic (read_committed); without --follow, every result there is, "
+             "then exit after 5 s without a new one")
+    results = sub.add_parser("results", help=about, description=about)
+    results.add_argument("--follow", action="store_true", help="start at the end and keep waiting for new results")
+    results.add_argument("--from-beginning", action="store_true", help="with --follow: start at the oldest result")
     results.add_argument("--json", action="store_true")
     results.set_defaults(run=run_results)
 
 
-def _attributes(pairs: list[str]) -> dict[str, str]:
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise BillstreamError(f"--attr wants KEY=VALUE, got {pair!r}")
-        out[key] = value
-    return out
+def _attribute(pair: str) -> tuple[str, str]:
+    """argparse type: a bad pair is a usage error (exit 2) before anything is submitted."""
+    key, sep, value = pair.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"wants KEY=VALUE, got {pair!r}")
+    return key, value
 
 
 def run_submit(settings: Settings, args: argparse.Namespace) -> int:
@@ -61,7 +62,7 @@ def run_submit(settings: Settings, args: argparse.Namespace) -> int:
     failures = 0
     for path in args.files:
         try:
-            submission = submitter.submit(path, order_number=args.order_number, attributes=_attributes(args.attr))
+            submission = submitter.submit(path, order_number=args.order_number, attributes=dict(args.attr))
             record = {"file": str(path), "order_number": submission.order_number, "sha256": submission.image.sha256}
         except (BillstreamError, OSError) as exc:
             failures += 1
@@ -105,18 +106,38 @@ def format_result(record: dict, *, lines: int = 3) -> str:
     return f"{record['order_number']}  {status:<28} {'cached' if record['cached'] else 'fresh ':<6} {timing:>7}  {head}"
 
 
+JOIN_TIMEOUT_S = 60.0
+IDLE_EXIT_S = 5.0
+
+
 def run_results(settings: Settings, args: argparse.Namespace) -> int:
     wait_for_broker(settings.kafka)
     decoder = codec("BillResult")
     start_at_end = args.follow and not args.from_beginning
     consumer = make_consumer(settings.kafka, f"billstream-results-{uuid.uuid4().hex[:12]}", read_committed=True,
                              extra={"auto.offset.reset": "latest" if start_at_end else "earliest"})
-    subscribe(consumer, [settings.topics.results], reset=OFFSET_END if start_at_end else OFFSET_BEGINNING)
-    idle_since = time.monotonic()
+    assigned_at: list[float] = []  # the idle clock starts once partitions are held, not at the group join
+
+    def announce(_: object, partitions: list[TopicPartition]) -> None:  # stderr: stdout stays records only
+        assigned_at.append(time.monotonic())
+        print(f"billstream results: reading {len(partitions)} partition(s) of {settings.topics.results} "
+              f"from the {'end' if start_at_end else 'beginning'}", file=sys.stderr, flush=True)
+
+    subscribe(consumer, [settings.topics.results], prepare=announce,
+              reset=OFFSET_END if start_at_end else OFFSET_BEGINNING)
+    started = time.monotonic()
+    idle_since: float | None = None
     try:
-        while args.follow or time.monotonic() - idle_since < 5:
+        while True:
             message = consumer.poll(0.5)
+            if not assigned_at and time.monotonic() - started > JOIN_TIMEOUT_S:
+                raise BillstreamError(f"no partition of {settings.topics.results} was assigned within "
+                                      f"{JOIN_TIMEOUT_S:.0f}s; is the broker healthy?")
+            if idle_since is None and assigned_at:
+                idle_since = assigned_at[0]
             if message is None or message.error():
+                if not args.follow and idle_since is not None and time.monotonic() - idle_since >= IDLE_EXIT_S:
+                    break
                 continue
             idle_since = time.monotonic()
             try:

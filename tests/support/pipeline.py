@@ -1,10 +1,13 @@
 """Helpers for pipeline tests: isolated topic names, worker processes, result counting."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections import defaultdict
 from pathlib import Path
@@ -136,3 +139,17 @@ def stop_all(*processes: ServiceProcess | None) -> None:
         if process is not None:
             process.terminate()
             process.close()
+
+
+def wait_http(settings: Settings, timeout: float = 90) -> None:
+    """Until /ready says the tables are recovered (urlopen raises on the 503 before that)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{settings.stream.url}/ready", timeout=5) as response:
+                if json.loads(response.read())["ready"]:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.5)
+    raise AssertionError("the stream app never became ready")

@@ -16,7 +16,7 @@ from billstream_core.kafka import make_consumer
 from billstream_core.settings import Settings
 from producers.submit import BillSubmitter
 from tests.support.pipeline import (ServiceProcess, WorkerProcess, assert_each_order_once, collect_results,
-                                    isolated_settings, stop_all)
+                                    isolated_settings, stop_all, wait_http)
 from producers.samples import render_bill
 
 
@@ -26,20 +26,6 @@ def http_get(settings: Settings, order: str) -> tuple[int, dict]:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read() or b"{}")
-
-
-def wait_http(settings: Settings, timeout: float = 90) -> None:
-    """Until /ready says the tables are recovered (urlopen raises on the 503 before that)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{settings.stream.url}/ready", timeout=5) as response:
-                if json.loads(response.read())["ready"]:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.5)
-    raise AssertionError("the stream app never became ready")
 
 
 def work_events(settings: Settings, timeout: float = 5) -> list[str]:
