@@ -107,6 +107,12 @@ class ReliableProducer:
             raise DeliveryError("delivery failed: " + "; ".join(errors[:5]))
 
 
+# How long the broker holds a fetch that finds nothing new. It answers as soon as records (or
+# a transaction's commit) arrive, so a longer hold costs no latency; it only spares the broker
+# the empty fetches of idle consumers, several per second each at librdkafka's 500 ms.
+FETCH_WAIT_MS = 2000
+
+
 def make_consumer(settings: KafkaSettings, group_id: str, *, read_committed: bool = True,
                   extra: dict[str, Any] | None = None) -> Consumer:
     config = client_config(settings) | {
@@ -115,6 +121,7 @@ def make_consumer(settings: KafkaSettings, group_id: str, *, read_committed: boo
         "auto.offset.reset": "earliest",
         "isolation.level": "read_committed" if read_committed else "read_uncommitted",
         "partition.assignment.strategy": "cooperative-sticky",
+        "fetch.wait.max.ms": FETCH_WAIT_MS,
     }
     return Consumer(config | (extra or {}))
 

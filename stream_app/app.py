@@ -62,6 +62,9 @@ def build_app(settings: Settings, *, model_version: str, router: ImageRouter | N
         topic_partitions=partitions, topic_replication_factor=topics.replication_factor,
         processing_guarantee=stream.processing_guarantee, consumer_auto_offset_reset="earliest",
         web_in_thread=False, table_standby_replicas=0,
+        # the table's changelog writes (two a bill) batch for 10 ms instead of one request each:
+        # ~0.7 fewer produce requests a bill for the broker, on the cores the engine shares
+        producer_linger=0.01,
         # the tables are in memory (restored from their changelogs); Faust still makes its
         # data directory, so keep it out of the working directory
         datadir=str(datadir / stream.app_id),
