@@ -109,7 +109,8 @@ class ReliableProducer:
 
 # How long the broker holds a fetch that finds nothing new. It answers as soon as records (or
 # a transaction's commit) arrive, so a longer hold costs no latency; it only spares the broker
-# the empty fetches of idle consumers, several per second each at librdkafka's 500 ms.
+# the empty fetches of idle consumers, several per second each at librdkafka's 500 ms. Not so
+# for a consumer that pauses and resumes partitions: see inference_worker.loop.
 FETCH_WAIT_MS = 2000
 
 
