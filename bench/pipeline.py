@@ -33,7 +33,7 @@ from typing import Any
 from confluent_kafka import TopicPartition
 
 from bench.machine import describe
-from billstream_core.errors import BillstreamError, DecodeError
+from billstream_core.errors import BillstreamError, BrokerUnavailable, DecodeError
 from billstream_core.kafka import ensure_topics, make_admin, make_consumer, wait_for_broker
 from billstream_core.serde import codec
 from billstream_core.settings import Settings, load_settings, settings_env
@@ -389,13 +389,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--bills must be at least 2 and --rounds at least 1")
     base = load_settings()
     try:  # the run needs the stack; without it, one line instead of a traceback minutes in
-        wait_for_broker(base.kafka, timeout_s=10)  # its message says how to start it
-        try:
-            ObjectStore(base.storage).ensure_bucket()
-        except BillstreamError as exc:
-            raise BillstreamError(f"{exc}; start it with `billstream infra up`") from exc
-    except BillstreamError as exc:
+        wait_for_broker(base.kafka, timeout_s=10)
+        ObjectStore(base.storage).ensure_bucket()
+    except BrokerUnavailable as exc:  # its message says how to start it
         print(f"bench.pipeline: {exc}", file=sys.stderr)
+        return 1
+    except BillstreamError as exc:
+        print(f"bench.pipeline: {exc}; start it with `billstream infra up`", file=sys.stderr)
         return 1
     stale = partition_count_on_broker(base)
     seed = int(time.time()) % 100000
