@@ -48,7 +48,7 @@ POLL_WHILE_ENGINE_S = 0.05
 
 # A partition resumed after the engine batch delivers only once the fetch then held by the
 # broker returns. At the 2 s the other consumers use (billstream_core.kafka.FETCH_WAIT_MS) the
-# engine stood idle for 8-10% of a 120-bill burst in batches of 8; at 500 ms for 1-2%.
+# engine stood idle for 7-11% of a 120-bill burst in batches of 8; at 500 ms for 1-2%.
 RESUME_FETCH_WAIT_MS = 500
 
 
