@@ -13,6 +13,18 @@ from infra.toolchain import kafka_libs, require
 _LOG4J = Path(__file__).resolve().parent / "kafka" / "log4j.properties"
 
 
+def new_cluster_id() -> str:
+    """A random KRaft cluster id that the storage tool will not read as an option.
+
+    A url-safe base64 id starts with '-' one time in 64, and kafka-storage then takes it
+    for a flag ("--cluster-id: expected one argument"); Kafka's own generator skips those.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def server_properties(*, port: int, controller_port: int, data_dir: Path) -> str:
     return "\n".join([
         "process.roles=broker,controller",
@@ -68,9 +80,8 @@ class LocalKafka:
         config.write_text(server_properties(port=self.port, controller_port=self.controller_port, data_dir=data_dir))
         if not (data_dir / "meta.properties").exists():
             cluster_id_path = self.dir / "cluster.id"
-            if not cluster_id_path.exists():
-                raw = uuid.uuid4().bytes
-                cluster_id_path.write_text(base64.urlsafe_b64encode(raw).decode().rstrip("="))
+            if not cluster_id_path.exists() or cluster_id_path.read_text().startswith("-"):
+                cluster_id_path.write_text(new_cluster_id())
             result = subprocess.run(
                 self.java_command(libs, "kafka.tools.StorageTool", "format", "-t", cluster_id_path.read_text().strip(),
                            "-c", str(config), "--ignore-formatted"),

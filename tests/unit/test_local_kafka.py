@@ -1,9 +1,12 @@
+import base64
+import uuid
 from pathlib import Path
 
 import pytest
 
 from billstream_core.errors import SettingsError
 from billstream_core.settings import load_settings
+from infra.kafka_local import new_cluster_id
 from infra.stack import LocalStack
 
 
@@ -28,3 +31,12 @@ def test_an_unknown_jit_is_refused_naming_the_variable(monkeypatch: pytest.Monke
     monkeypatch.setenv("BILLSTREAM_INFRA__KAFKA_JIT", "fast")
     with pytest.raises(SettingsError, match="KAFKA_JIT"):
         load_settings()
+
+
+def test_a_cluster_id_never_starts_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 0xF8 encodes to '-' first in url-safe base64: the draw kafka-storage would take for a flag.
+    draws = iter([uuid.UUID(bytes=b"\xf8" + bytes(15)), uuid.UUID(bytes=b"\x10" * 16)])
+    monkeypatch.setattr(uuid, "uuid4", lambda: next(draws))
+    cluster_id = new_cluster_id()
+    assert cluster_id == base64.urlsafe_b64encode(b"\x10" * 16).decode().rstrip("=")
+    assert len(base64.urlsafe_b64decode(cluster_id + "==")) == 16
