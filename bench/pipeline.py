@@ -31,6 +31,7 @@ from statistics import median
 from typing import Any
 
 from confluent_kafka import TopicPartition
+from confluent_kafka.admin import ConfigResource, ResourceType
 
 from bench.machine import describe
 from billstream_core.errors import BillstreamError, BrokerUnavailable, DecodeError
@@ -60,6 +61,31 @@ def delete_row_topics(settings: Settings) -> None:
             future.result()
         except Exception as exc:  # noqa: BLE001 - a leftover topic is no reason to lose the table
             print(f"could not delete {name}: {exc}", file=sys.stderr)
+
+
+def filesystem_type(path: str) -> str:
+    """The type of the file system holding ``path`` here (its longest mount point), or "unknown"."""
+    target, best = os.path.realpath(path), ("", "unknown")
+    try:
+        with open("/proc/mounts") as mounts:
+            for line in mounts:
+                point, kind = line.split()[1:3]
+                inside = target == point or target.startswith(point.rstrip("/") + "/")
+                if inside and len(point) > len(best[0]):
+                    best = (point, kind)
+    except OSError:
+        pass
+    return best[1]
+
+
+def broker_log_storage(settings: Settings) -> str:
+    """Where the broker keeps its log and on what file system: its appends' stalls on a slow
+    disk land on every hop of a bill (see BILLSTREAM_INFRA__KAFKA_LOG_DIR)."""
+    admin = make_admin(settings.kafka)
+    broker = next(iter(admin.list_topics(timeout=10).brokers))
+    resource = ConfigResource(ResourceType.BROKER, str(broker))
+    log_dirs = admin.describe_configs([resource])[resource].result(10)["log.dirs"].value or ""
+    return f"{log_dirs} ({filesystem_type(log_dirs.split(',')[0])})"
 
 
 def partition_count_on_broker(settings: Settings) -> int:
@@ -92,6 +118,7 @@ class ResultWatcher:
         self.seen: dict[str, float] = {}
         self.seen_ms: dict[str, tuple[float, int]] = {}  # wall clock when seen, the record's CreateTime
         self.engine_span: dict[str, tuple[int, float]] = {}  # result built at (epoch ms), its engine batch's ms
+        self.prepare_ms: dict[str, tuple[float, float]] = {}  # the worker's fetch and decode of the image, ms
         self.consumer = make_consumer(settings.kafka, f"bench-{uuid.uuid4().hex}", read_committed=True)
         topic = settings.topics.results
         partitions = self.consumer.list_topics(topic, timeout=10).topics[topic].partitions
@@ -112,8 +139,10 @@ class ResultWatcher:
                     result = self._decoder.decode(message.value() or b"")
                 except DecodeError:
                     continue
-                if "batch_ms" in result["timings_ms"]:
-                    self.engine_span[key.decode()] = (result["completed_at_ms"], result["timings_ms"]["batch_ms"])
+                timings = result["timings_ms"]
+                if "batch_ms" in timings:
+                    self.engine_span[key.decode()] = (result["completed_at_ms"], timings["batch_ms"])
+                    self.prepare_ms[key.decode()] = (timings.get("fetch_ms", 0.0), timings.get("decode_ms", 0.0))
 
     def wait(self, orders: set[str], timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -193,12 +222,14 @@ def new_bill_steps(settings: Settings, orders: set[str], watcher: ResultWatcher)
     """p50 and p99 ms of each step of a new bill at half load, by the records' Kafka timestamps
     and the result's own clock: the router (submitted → work: one transaction with one router,
     two with several), the worker's wait before its engine batch starts (poll, fetch, decode,
-    a batch still running), the engine batch, and the worker's commit until a read_committed
-    reader sees it."""
+    a batch still running), of which the image's fetch from storage and its decoding, the
+    rest (``deliver_ms``: the router's commit, the worker's fetch from Kafka and its loop), the
+    engine batch, and the worker's commit until a read_committed reader sees it."""
     submitted = record_times(settings, settings.topics.submitted, orders)
     work = record_times(settings, settings.topics.work, orders)
-    steps: dict[str, list[float]] = {"router_ms": [], "worker_ms": [], "before_engine_ms": [], "engine_ms": [],
-                                     "commit_visible_ms": [], "visible_ms": []}
+    steps: dict[str, list[float]] = {"router_ms": [], "worker_ms": [], "before_engine_ms": [], "deliver_ms": [],
+                                     "fetch_ms": [], "decode_ms": [], "engine_ms": [], "commit_visible_ms": [],
+                                     "visible_ms": []}
     for order in orders & submitted.keys() & work.keys() & watcher.seen_ms.keys():
         seen_wall, result_ms = watcher.seen_ms[order]
         steps["router_ms"].append(work[order] - submitted[order])
@@ -207,6 +238,10 @@ def new_bill_steps(settings: Settings, orders: set[str], watcher: ResultWatcher)
         if order in watcher.engine_span:
             completed_ms, engine_ms = watcher.engine_span[order]
             steps["before_engine_ms"].append(completed_ms - engine_ms - work[order])
+            fetch_ms, decode_ms = watcher.prepare_ms[order]
+            steps["fetch_ms"].append(fetch_ms)
+            steps["decode_ms"].append(decode_ms)
+            steps["deliver_ms"].append(steps["before_engine_ms"][-1] - fetch_ms - decode_ms)
             steps["engine_ms"].append(engine_ms)
             steps["commit_visible_ms"].append(seen_wall - completed_ms)
     return p50_p99(steps)
@@ -398,6 +433,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench.pipeline: {exc}; start it with `billstream infra up`", file=sys.stderr)
         return 1
     stale = partition_count_on_broker(base)
+    broker_log = broker_log_storage(base)
     seed = int(time.time()) % 100000
     images, fresh = sample_bills(args.bills, run=seed), sample_bills(args.bills, run=seed + 1)  # the same for every row
     log_dir = base.infra.resolved_state_dir / "logs" / "bench"
@@ -415,13 +451,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         samples = ("singles_s", "singles_bracket_s", "latencies_s", "cache_s")
         print(json.dumps({"rounds": [{name: {k: v for k, v in row.items() if k not in samples} for name, row in r.items()}
-                                     for r in rounds], "summary": summary}))
+                                     for r in rounds], "summary": summary, "broker_log": broker_log}))
         return 0
     print(describe())
     print(f"inputs: {args.bills} rendered sample bills per phase, {args.rounds} round(s), backend {base.worker.backend}, "
           f"decoder {base.worker.decoder}, {args.cores} cores shared by the workers ("
           f"{args.threads_per_worker or args.cores} engine threads each, niceness {args.worker_nice}); "
-          f"{stale} partitions on the broker before the run; "
+          f"{stale} partitions on the broker before the run, its log in {broker_log}; "
           "latency = submit until the result is visible to a read_committed reader")
     print("| run | bills/s | vs engine (a pipeline row: the mean of its bracket) | p50 s | p95 s | p99 s | cache p50 s | cache p99 s |")
     print("|---|---|---|---|---|---|---|---|")

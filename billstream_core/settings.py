@@ -205,6 +205,11 @@ class InfraSettings(BaseModel):
     # its compiler threads took over half the broker's CPU in every burst of bills (measured
     # per thread), CPU the workers' engines need. "full" is the JVM's default tiered JIT.
     kafka_jit: Literal["quick", "full"] = "quick"
+    # Where the local broker keeps its log (the topics' data); default <state_dir>/kafka/data.
+    # On the project's VM, appends to the log on its ext4 disk sometimes waited 25 or 50 ms in
+    # the broker (its request log), and each wait landed on a bill's path; a tmpfs path
+    # (/dev/shm/...) has none of them, but its topics are gone when the machine restarts.
+    kafka_log_dir: Path | None = None
     start_timeout_s: float = Field(default=90.0, gt=0)
 
     @property

@@ -52,9 +52,10 @@ def server_properties(*, port: int, controller_port: int, data_dir: Path) -> str
 
 class LocalKafka:
     def __init__(self, *, cache_dir: Path, state_dir: Path, port: int, controller_port: int, heap: str,
-                 quick_jit: bool = True) -> None:
+                 quick_jit: bool = True, data_dir: Path | None = None) -> None:
         self.cache_dir = cache_dir
         self.dir = state_dir / "kafka"
+        self.data_dir = data_dir if data_dir is not None else self.dir / "data"  # the topics' log
         self.port = port
         self.controller_port = controller_port
         self.heap = heap
@@ -74,7 +75,7 @@ class LocalKafka:
     def prepare(self) -> Path:
         """Fetch the jars, write the config and format the KRaft storage once."""
         libs = kafka_libs(self.cache_dir)
-        data_dir = self.dir / "data"
+        data_dir = self.data_dir
         self.dir.mkdir(parents=True, exist_ok=True)
         config = self.dir / "server.properties"
         config.write_text(server_properties(port=self.port, controller_port=self.controller_port, data_dir=data_dir))

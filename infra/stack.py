@@ -54,7 +54,7 @@ class LocalStack:
         kafka_host, kafka_port = settings.kafka.first_server
         self.kafka = LocalKafka(cache_dir=infra.cache_dir, state_dir=self.state_dir, port=kafka_port,
                                 controller_port=infra.kafka_controller_port, heap=infra.kafka_heap,
-                                quick_jit=infra.kafka_jit == "quick")
+                                quick_jit=infra.kafka_jit == "quick", data_dir=infra.kafka_log_dir)
         self.minio = LocalMinio(cache_dir=infra.cache_dir, state_dir=self.state_dir,
                                 storage=settings.storage, console_port=infra.minio_console_port)
         self._kafka_ports = [(kafka_host, kafka_port, "Kafka"),

@@ -66,9 +66,16 @@ def test_infra_lifecycle_is_idempotent_and_leaves_no_process(tmp_path: Path) -> 
     assert not any(pid_alive(pid) for pid in pids.values())
     assert billstream("infra", "status", env=env).returncode == 3
 
-    restarted = billstream("infra", "up", "--json", env=env)  # warm restart from the cache
+    assert (tmp_path / "stack" / "kafka" / "data" / "meta.properties").is_file()  # the log's default place
+    # a warm restart from the cache, with the broker's log moved elsewhere (BILLSTREAM_INFRA__KAFKA_LOG_DIR)
+    env |= {"BILLSTREAM_INFRA__KAFKA_LOG_DIR": str(tmp_path / "kafka-log")}
+    restarted = billstream("infra", "up", "--json", env=env)
     try:
         assert restarted.returncode == 0, restarted.stderr
+        smoke = billstream("smoke", "--no-infra", "--json", env=env)
+        assert smoke.returncode == 0, smoke.stderr
+        assert (tmp_path / "kafka-log" / "meta.properties").is_file()
+        assert any(path.name.startswith("bills.submitted-") for path in (tmp_path / "kafka-log").iterdir())
     finally:
         billstream("infra", "down", env=env)
 

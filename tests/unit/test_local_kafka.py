@@ -6,7 +6,7 @@ import pytest
 
 from billstream_core.errors import SettingsError
 from billstream_core.settings import load_settings
-from infra.kafka_local import new_cluster_id
+from infra.kafka_local import new_cluster_id, server_properties
 from infra.stack import LocalStack
 
 
@@ -40,3 +40,13 @@ def test_a_cluster_id_never_starts_with_a_dash(monkeypatch: pytest.MonkeyPatch) 
     cluster_id = new_cluster_id()
     assert cluster_id == base64.urlsafe_b64encode(b"\x10" * 16).decode().rstrip("=")
     assert len(base64.urlsafe_b64decode(cluster_id + "==")) == 16
+
+
+def test_the_broker_log_goes_where_the_settings_say(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("BILLSTREAM_INFRA__STATE_DIR", str(tmp_path / "stack"))
+    assert LocalStack(load_settings()).kafka.data_dir == tmp_path / "stack" / "kafka" / "data"
+    monkeypatch.setenv("BILLSTREAM_INFRA__KAFKA_LOG_DIR", str(tmp_path / "shm" / "kafka"))
+    kafka = LocalStack(load_settings()).kafka
+    assert kafka.data_dir == tmp_path / "shm" / "kafka"
+    config = server_properties(port=1, controller_port=2, data_dir=kafka.data_dir).splitlines()
+    assert f"log.dirs={tmp_path / 'shm' / 'kafka'}" in config
