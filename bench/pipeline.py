@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from statistics import median
 from typing import Any
 
-from confluent_kafka import TopicPartition
+from confluent_kafka import KafkaException, TopicPartition
 from confluent_kafka.admin import ConfigResource, ResourceType
 
 from bench.machine import describe
@@ -80,11 +80,16 @@ def filesystem_type(path: str) -> str:
 
 def broker_log_storage(settings: Settings) -> str:
     """Where the broker keeps its log and on what file system: its appends' stalls on a slow
-    disk land on every hop of a bill (see BILLSTREAM_INFRA__KAFKA_LOG_DIR)."""
+    disk land on every hop of a bill (see BILLSTREAM_INFRA__KAFKA_LOG_DIR). A broker that will
+    not describe its configs (another cluster, no permission) gives "unknown", not a failed run."""
     admin = make_admin(settings.kafka)
-    broker = next(iter(admin.list_topics(timeout=10).brokers))
-    resource = ConfigResource(ResourceType.BROKER, str(broker))
-    log_dirs = admin.describe_configs([resource])[resource].result(10)["log.dirs"].value or ""
+    try:
+        broker = next(iter(admin.list_topics(timeout=10).brokers))
+        resource = ConfigResource(ResourceType.BROKER, str(broker))
+        log_dirs = admin.describe_configs([resource])[resource].result(10)["log.dirs"].value or ""
+    except (KafkaException, StopIteration, KeyError) as exc:
+        print(f"bench.pipeline: the broker's log directory is unknown ({exc})", file=sys.stderr)
+        return "unknown"
     return f"{log_dirs} ({filesystem_type(log_dirs.split(',')[0])})"
 
 
@@ -237,11 +242,12 @@ def new_bill_steps(settings: Settings, orders: set[str], watcher: ResultWatcher)
         steps["visible_ms"].append(seen_wall - result_ms)
         if order in watcher.engine_span:
             completed_ms, engine_ms = watcher.engine_span[order]
-            steps["before_engine_ms"].append(completed_ms - engine_ms - work[order])
+            before_engine_ms = completed_ms - engine_ms - work[order]
             fetch_ms, decode_ms = watcher.prepare_ms[order]
+            steps["before_engine_ms"].append(before_engine_ms)
             steps["fetch_ms"].append(fetch_ms)
             steps["decode_ms"].append(decode_ms)
-            steps["deliver_ms"].append(steps["before_engine_ms"][-1] - fetch_ms - decode_ms)
+            steps["deliver_ms"].append(before_engine_ms - fetch_ms - decode_ms)
             steps["engine_ms"].append(engine_ms)
             steps["commit_visible_ms"].append(seen_wall - completed_ms)
     return p50_p99(steps)
