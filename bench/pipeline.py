@@ -40,6 +40,7 @@ from billstream_core.serde import codec
 from billstream_core.settings import Settings, load_settings, settings_env
 from billstream_core.storage import ObjectStore
 from infra.components import ComponentProcesses, wait_ready
+from inference_worker.loop import ENGINE_BATCH_MS
 from stream_app.router import KIND, RESULT, router_topics
 from producers.samples import sample_bills
 from producers.submit import BillSubmitter
@@ -145,8 +146,9 @@ class ResultWatcher:
                 except DecodeError:
                     continue
                 timings = result["timings_ms"]
-                if "batch_ms" in timings:
-                    self.engine_span[key.decode()] = (result["completed_at_ms"], timings["batch_ms"])
+                batch_ms = dict(message.headers() or []).get(ENGINE_BATCH_MS)
+                if batch_ms is not None:
+                    self.engine_span[key.decode()] = (result["completed_at_ms"], float(batch_ms))
                     self.prepare_ms[key.decode()] = (timings.get("fetch_ms", 0.0), timings.get("decode_ms", 0.0))
 
     def wait(self, orders: set[str], timeout: float) -> None:

@@ -27,8 +27,23 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     get.set_defaults(run=run_get)
 
 
+def expected_model_version(settings: Settings) -> str:
+    """The version the workers of this deployment produce, from the same worker settings: the
+    router caches and serves results of this version only. A GPU is looked for only where
+    the settings leave it to the machine (device and backend auto)."""
+    from models.manifest import model_version, read_manifest, worker_profile
+
+    worker, manifest = settings.worker, read_manifest()
+    cuda = False
+    if worker.device == "auto" and worker.backend in ("auto", "torch"):
+        import torch
+
+        cuda = torch.cuda.is_available()
+    return model_version(manifest, worker_profile(worker.backend, worker.device, worker.decoder, manifest,
+                                                  cuda_available=cuda))
+
+
 def run_stream(settings: Settings, args: argparse.Namespace) -> int:
-    from models.manifest import model_version, read_manifest
     from stream_app.app import build_app, faust_worker, internal_topics
     from stream_app.router import ImageRouter
 
@@ -41,7 +56,7 @@ def run_stream(settings: Settings, args: argparse.Namespace) -> int:
         if actual != expected:
             raise BillstreamError(f"topic {name} has {actual} partitions but the settings say {expected}; "
                                   "the stream app's tables are co-partitioned with it: make them agree")
-    version = model_version(read_manifest())
+    version = expected_model_version(settings)
     router = ImageRouter(settings, model_version=version, instance_id=args.instance_id or socket.gethostname())
     failure: list[BaseException] = []
 

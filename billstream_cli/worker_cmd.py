@@ -5,7 +5,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import sys
 
 from billstream_core.kafka import wait_for_broker
@@ -16,7 +15,8 @@ from billstream_core.storage import ObjectStore
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = sub.add_parser("worker", help="run one inference worker (SIGTERM/Ctrl-C stops it cleanly)")
     parser.add_argument("--instance-id", default=None,
-                        help="stable id (static group membership, transactional id); default host-pid")
+                        help="stable id (static group membership, transactional id); default: the lowest "
+                             "free slot of this host, <host>-w<N>, which a restart after a crash takes again")
     parser.add_argument("--input-topic", default=None, help="default: the work topic (BILLSTREAM_WORKER__INPUT_TOPIC)")
     parser.add_argument("--json", action="store_true", help="print the final stats as JSON")
     parser.set_defaults(run=run)
@@ -24,6 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
     from inference_worker.handler import BillHandler
+    from inference_worker.identity import claim_slot, explicit_slot
     from inference_worker.loop import InferenceWorker
     from models.engine.predictor import OcrEngine, serving_options
 
@@ -38,13 +39,14 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     engine = OcrEngine.load(options=options)
     handler = BillHandler(engine, ObjectStore(settings.storage), settings.limits,
                           fetch_concurrency=settings.worker.fetch_concurrency)
-    instance_id = args.instance_id or f"{socket.gethostname()}-{os.getpid()}"
+    slot = explicit_slot(args.instance_id) if args.instance_id else claim_slot()
+    instance_id = slot.instance_id
     worker = InferenceWorker(settings, handler, instance_id=instance_id)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: worker.stop())
-    slot = f", CPU slot {options.cpu_slot}" if options.cpu_slot else ""
+    cpu_slot = f", CPU slot {options.cpu_slot}" if options.cpu_slot else ""
     print(f"worker {instance_id}: model {engine.name} {engine.version} ({options.backend} on {options.device}, "
-          f"{options.decoder} decoder{slot}), reading {worker.input_topic}", file=sys.stderr, flush=True)
+          f"{options.decoder} decoder{cpu_slot}), reading {worker.input_topic}", file=sys.stderr, flush=True)
     stats = worker.run()
     summary = vars(stats) | {"instance_id": instance_id}
     print(json.dumps(summary) if args.json else f"worker {instance_id} stopped: {summary}", file=sys.stderr if not args.json else sys.stdout)

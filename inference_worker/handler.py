@@ -30,6 +30,15 @@ class ImageSource(Protocol):
     def get(self, key: str, *, max_bytes: int | None = None) -> bytes: ...
 
 
+@dataclass(frozen=True)
+class EngineBatch:
+    """One engine call's results, with its size and wall time: diagnostics for the worker's
+    record headers, not part of any result's timings."""
+    results: list[dict[str, Any]]
+    pages: int
+    ms: float
+
+
 @dataclass
 class PreparedBill:
     event: dict[str, Any]
@@ -56,12 +65,12 @@ class BillHandler:
             data = self.source.get(event["image"]["key"], max_bytes=self.limits.max_image_bytes)
         except ObjectNotFound as exc:
             prepared.error = ("OBJECT_NOT_FOUND", str(exc))
-            return prepared
         except StorageError as exc:
             prepared.error = (exc.code if exc.code in results.ERROR_CODES else "STORAGE_UNAVAILABLE", str(exc))
-            return prepared
         t1 = time.perf_counter()
         prepared.fetch_ms = (t1 - t0) * 1000
+        if prepared.error is not None:
+            return prepared
         try:
             prepared.image = decode_image(data, self.limits)
         except ImageRejected as exc:
@@ -73,10 +82,9 @@ class BillHandler:
         """Fetch and decode (I/O and a little CPU): the part the worker overlaps with the engine."""
         return list(self._pool.map(self._prepare, events))
 
-    def recognize(self, prepared: list[PreparedBill]) -> list[dict[str, Any]]:
+    def recognize(self, prepared: list[PreparedBill]) -> EngineBatch:
         """Run the engine over the decodable pages; one result per prepared event, in order."""
         started = time.perf_counter()
-        events = [p.event for p in prepared]
         ready = [p for p in prepared if p.image is not None]
         pages: list[Any] = []
         if ready:
@@ -89,21 +97,33 @@ class BillHandler:
                 for p in ready:
                     p.error, p.image = ("INTERNAL", f"engine failed: {exc.__class__.__name__}: {exc}"), None
         by_id = {id(p): page for p, page in zip(ready, pages)}
-        total_ms = (time.perf_counter() - started) * 1000
+        batch_ms = (time.perf_counter() - started) * 1000
         common = {"model_name": self.engine.name, "model_version": self.engine.version}
         out = []
         for p in prepared:
             event = p.event
-            timings = {"fetch_ms": round(p.fetch_ms, 2), "decode_ms": round(p.decode_ms, 2)}
             if p.error is not None or id(p) not in by_id:
                 code, message = p.error or ("INTERNAL", "no engine output")
                 out.append(results.failed(event["order_number"], code, message, sha256=event["image"]["sha256"],
-                                          timings_ms=timings, submitted_at_ms=event.get("submitted_at_ms"), **common))
+                                          timings_ms=stage_timings(p), submitted_at_ms=event.get("submitted_at_ms"),
+                                          **common))
                 continue
             page = by_id[id(p)]
             lines = [{"text": line.text, "confidence": float(line.confidence), "box": line.box()} for line in page.lines]
             out.append(results.recognized(
                 event["order_number"], event["image"]["sha256"], lines, page.text,
-                timings_ms=timings | page.timings_ms | {"batch_ms": round(total_ms, 2), "batch_size": float(len(events))},
+                timings_ms=stage_timings(p, page.timings_ms),
                 warnings=(p.image.warnings if p.image else []), submitted_at_ms=event.get("submitted_at_ms"), **common))
-        return out
+        return EngineBatch(out, len(pages), batch_ms)
+
+
+def stage_timings(bill: PreparedBill, engine_ms: dict[str, float] | None = None) -> dict[str, float]:
+    """The stages the result schema names. fetch, decode and detect are this bill's own;
+    recognize is apportioned (its lines' share of the batch's recognition); total is the sum.
+    A bill that failed carries the stages it reached."""
+    stages = {"fetch_ms": bill.fetch_ms, "decode_ms": bill.decode_ms}
+    if engine_ms is not None:
+        stages["detect_ms"] = engine_ms.get("preprocess_ms", 0.0) + engine_ms.get("detect_ms", 0.0)
+        stages["recognize_ms"] = engine_ms.get("recognize_ms", 0.0)
+    stages["total_ms"] = sum(stages.values())
+    return {name: round(ms, 2) for name, ms in stages.items()}

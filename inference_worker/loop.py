@@ -36,7 +36,7 @@ from billstream_core.order_numbers import is_valid_order_number
 from billstream_core.serde import codec
 from billstream_core.settings import Settings
 from inference_worker import results
-from inference_worker.handler import BillHandler, PreparedBill
+from inference_worker.handler import BillHandler, EngineBatch, PreparedBill
 
 log = logging.getLogger("billstream.worker")
 
@@ -50,6 +50,17 @@ POLL_WHILE_ENGINE_S = 0.05
 # broker returns. At the 2 s the other consumers use (billstream_core.kafka.FETCH_WAIT_MS) the
 # engine stood idle for 7-11% of a 120-bill burst in batches of 8; at 500 ms for 1-2%.
 RESUME_FETCH_WAIT_MS = 500
+
+# Record headers of a result the engine produced: the pages of its engine call and the call's
+# wall time. Diagnostics (the pipeline benchmark reads them), not part of the result contract.
+ENGINE_BATCH_PAGES = "engine-batch-pages"
+ENGINE_BATCH_MS = "engine-batch-ms"
+
+
+def transactional_id(settings: Settings, instance_id: str) -> str:
+    """One per worker identity and group: a restart with the same identity fences its
+    predecessor, and equal ids in two deployments (groups) on one cluster never do."""
+    return f"{settings.worker.group_id}-{instance_id}"
 
 
 @dataclass
@@ -67,7 +78,7 @@ class _Batch:
     outputs: list[dict[str, Any]] = field(default_factory=list)  # results known before the engine (undecodable)
     dead: list[tuple[Message, str]] = field(default_factory=list)
     prepared: list[PreparedBill] = field(default_factory=list)  # fetched and decoded, for the engine
-    engine: Future[list[dict[str, Any]]] | None = None
+    engine: Future[EngineBatch] | None = None
 
 
 class InferenceWorker:
@@ -86,7 +97,7 @@ class InferenceWorker:
             "enable.partition.eof": False,
             "fetch.wait.max.ms": RESUME_FETCH_WAIT_MS,
         })
-        self.producer = ReliableProducer(settings.kafka, transactional_id=f"billstream-worker-{instance_id}", extra={
+        self.producer = ReliableProducer(settings.kafka, transactional_id=transactional_id(settings, instance_id), extra={
             "transaction.timeout.ms": worker.transaction_timeout_ms,
         })
         self._submitted = codec("BillSubmitted")
@@ -156,16 +167,25 @@ class InferenceWorker:
         events, failures, dead = self._decode(messages)
         return _Batch(messages, failures, dead, self.handler.prepare(events) if events else [])
 
-    def _outputs(self, batch: _Batch) -> list[dict[str, Any]]:
-        """The batch's results: those known before the engine, then the engine's (waited for, polling)."""
-        return list(batch.outputs) + (self._wait(batch.engine) if batch.engine is not None else [])
+    def _outputs(self, batch: _Batch) -> list[tuple[dict[str, Any], dict[str, str | bytes | None] | None]]:
+        """The batch's results: those known before the engine, then the engine's (waited for,
+        polling), each with its record headers: the engine batch's size and wall time, for
+        diagnostics (a bill's own stages are in its timings)."""
+        outputs: list[tuple[dict[str, Any], dict[str, str | bytes | None] | None]] = [(r, None) for r in batch.outputs]
+        if batch.engine is not None:
+            engine = self._wait(batch.engine)
+            headers: dict[str, str | bytes | None] = {ENGINE_BATCH_PAGES: str(engine.pages),
+                                                      ENGINE_BATCH_MS: f"{engine.ms:.2f}"}
+            outputs += [(record, headers) for record in engine.results]
+        return outputs
 
-    def _commit(self, batch: _Batch, outputs: list[dict[str, Any]]) -> bool:
+    def _commit(self, batch: _Batch, outputs: list[tuple[dict[str, Any], dict[str, str | bytes | None] | None]]) -> bool:
         """Produce the results and dead letters and commit them with the offsets; False when
         the batch was aborted and rewound."""
         def produce() -> None:
-            for record in outputs:
-                self.producer.produce(self.settings.topics.results, self._result.encode(record), key=record["order_number"])
+            for record, headers in outputs:
+                self.producer.produce(self.settings.topics.results, self._result.encode(record), key=record["order_number"],
+                                      headers=headers)
             for message, reason in batch.dead:
                 self.producer.produce(self.settings.topics.dead_letter, message.value() or b"", key=message.key(), headers={
                     "reason": reason.encode()[:1000], "source": f"{message.topic()}/{message.partition()}/{message.offset()}".encode()})
@@ -175,11 +195,11 @@ class InferenceWorker:
             return False
         self.stats.batches += 1
         self.stats.results += len(outputs)
-        self.stats.failed += sum(r["status"] == "FAILED" for r in outputs)
+        self.stats.failed += sum(r["status"] == "FAILED" for r, _ in outputs)
         self.stats.dead_letters += len(batch.dead)
         return True
 
-    def _gather(self, engine: Future[list[dict[str, Any]]], room: int) -> list[Message]:
+    def _gather(self, engine: Future[EngineBatch], room: int) -> list[Message]:
         """Up to ``room`` messages, polled while the engine runs, so that the next batch is
         fetched and decoded before the engine is free; returns once it is full or the engine done."""
         messages: list[Message] = []
@@ -189,7 +209,7 @@ class InferenceWorker:
                 wait([engine], timeout=POLL_WHILE_ENGINE_S)
         return messages
 
-    def _wait(self, future: Future[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    def _wait(self, future: Future[EngineBatch]) -> EngineBatch:
         """The engine's results; meanwhile keep polling (liveness, rebalance callbacks), holding
         what arrives for the next batch. Partitions are paused only once a full batch is held:
         a resumed partition was seen to deliver nothing for ~0.5-1 s, which, paid after every

@@ -26,10 +26,39 @@ def read_manifest(path: Path = MANIFEST) -> dict[str, Any]:
         raise WeightsError(f"model manifest {path} cannot be read: {exc}") from exc
 
 
-def model_version(manifest: dict[str, Any]) -> str:
-    """Detector, recognizer (and decoder LM) hashes, then a hash of the settings that shape the
-    text (box post-processing, recognizer input, decoder): anything that changes the text is a
-    new version, so results cached under the old one are not served for it."""
+def resolve_serving(backend: str, device: str, decoder: str, manifest: dict[str, Any], *,
+                    cuda_available: bool) -> tuple[str, str, str]:
+    """(backend, device, decoder) with every ``auto`` resolved, as a worker on a machine with
+    or without a visible GPU runs them."""
+    if device == "auto":
+        device = "cuda" if cuda_available else "cpu"
+    if backend == "auto":
+        backend = "torch" if device.startswith("cuda") else "onnx-int8"
+    if decoder == "auto":
+        decoder = "beam" if "language_model" in manifest else "greedy"
+    return backend, device, decoder
+
+
+def serving_profile(backend: str, decoder: str, *, half: bool = False, reread: bool = True) -> str:
+    """The serving settings that change the text, resolved: the backend with its precision,
+    and the decoder (``onnx-int8.beam``, ``torch-fp16.greedy``)."""
+    precision = {"torch": "fp16" if half else "fp32", "onnx": "fp32"}.get(backend)
+    name = f"{backend}-{precision}" if precision else backend
+    return f"{name}.{decoder}" + ("" if reread else ".noreread")
+
+
+def worker_profile(backend: str, device: str, decoder: str, manifest: dict[str, Any], *, cuda_available: bool) -> str:
+    """The profile a worker with these settings serves (a GPU worker runs torch in fp16)."""
+    backend, device, decoder = resolve_serving(backend, device, decoder, manifest, cuda_available=cuda_available)
+    return serving_profile(backend, decoder, half=backend == "torch" and device.startswith("cuda"))
+
+
+def model_version(manifest: dict[str, Any], profile: str | None = None) -> str:
+    """Detector, recognizer (and decoder LM) hashes, a hash of the manifest's settings that
+    shape the text (box post-processing, recognizer input, reread, decoder weights), then the
+    serving profile: anything that changes the text is a new version, so that results cached
+    under one are never served for another (a beam-search deployment does not answer with a
+    greedy one's text)."""
     try:
         version = f"{manifest['detector']['sha256'][:8]}.{manifest['recognizer']['sha256'][:8]}"
         if "language_model" in manifest:
@@ -38,6 +67,7 @@ def model_version(manifest: dict[str, Any]) -> str:
                     "input": manifest["recognizer"].get("input", {}),
                     "reread": manifest["recognizer"].get("reread", {}),
                     "decoder": manifest.get("language_model", {}).get("decoder", {})}
-        return version + "." + hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:6]
+        version += "." + hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:6]
     except KeyError as exc:
         raise WeightsError(f"model manifest lacks the {exc.args[0]} entry") from exc
+    return f"{version}+{profile}" if profile else version

@@ -72,22 +72,26 @@ def router_topics(settings: Settings) -> RouterTopics:
 
 
 class ImageRouter:
-    def __init__(self, settings: Settings, *, model_version: str, instance_id: str) -> None:
+    def __init__(self, settings: Settings, *, model_version: str, instance_id: str,
+                 consumer: Consumer | None = None, producer: ReliableProducer | None = None) -> None:
+        """``consumer`` and ``producer``: stand-ins for unit tests of the routing decisions."""
         self.settings = settings
         self.model_version = model_version
         topics = router_topics(settings)
         self.by_image, self.changelog, self.orders_log = topics.by_image.name, topics.images.name, topics.orders.name
         self.inputs = [settings.topics.submitted, settings.topics.results, self.by_image]
-        self.consumer = make_consumer(settings.kafka, f"{settings.stream.app_id}-router", read_committed=True, extra={
-            "group.instance.id": f"router-{instance_id}", "session.timeout.ms": 15_000,
-        })
-        self.producer = ReliableProducer(settings.kafka, transactional_id=f"{settings.stream.app_id}-router-{instance_id}")
+        self.consumer = consumer or make_consumer(
+            settings.kafka, f"{settings.stream.app_id}-router", read_committed=True,
+            extra={"group.instance.id": f"router-{instance_id}", "session.timeout.ms": 15_000})
+        self.producer = producer or ReliableProducer(settings.kafka,
+                                                     transactional_id=f"{settings.stream.app_id}-router-{instance_id}")
         self.index: dict[int, dict[str, dict[str, Any]]] = {}  # by-image partition → sha256 → entry
         self.orders: dict[int, dict[str, dict[str, Any]]] = {}  # submitted partition → order → images seen
         self.recognised = RecognisedImages(settings, self.changelog, model_version=model_version)
         self.stats = {"routed_new": 0, "answered_from_cache": 0, "answered_first_hop": 0, "dropped_repeats": 0,
                       "waiting": 0, "settled": 0, "image_hop_in_place": 0, "aborts": 0, "transactions": 0,
-                      "deferred_offsets": 0}
+                      "deferred_offsets": 0, "foreign_versions": 0}
+        self._foreign_seen: set[str] = set()
         self._image_partitions = topics.by_image.partitions  # read from the broker at start
         self.ready = threading.Event()
         self._stop = threading.Event()
@@ -323,18 +327,29 @@ class ImageRouter:
         if entry is None or entry["state"] == "done" or result["order_number"] != entry["lead"]:
             return
         waiters = entry["waiters"]
-        if records.cacheable(result):
+        foreign = result.get("model_version") not in (None, self.model_version)
+        if foreign:
+            self._warn_foreign(result["model_version"])
+            counts["foreign_versions"] += 1
+        if records.cacheable(result) and not foreign:
             for waiter in waiters:
                 event = records.waiter_event(waiter)
                 self._answer(result, waiter["order"], self._submitted_at(event), counts)
             records.mark_answered(entry, [w["order"] for w in waiters], memory_ms=self.settings.stream.order_memory_ms)
             entry.update(state="done", result=result, waiters=[])
             self._staged[(partition, sha)] = entry
-        else:
-            self._staged[(partition, sha)] = None  # a transient failure: nothing to reuse, each waiter goes to work
+        else:  # a transient failure, or another version's text: nothing to reuse, each waiter goes to work
+            self._staged[(partition, sha)] = None
             for waiter in waiters:
                 self._emit(self.settings.topics.work, records.waiter_event(waiter), waiter["order"].encode())
         counts["settled"] += 1
+
+    def _warn_foreign(self, version: str) -> None:
+        if version not in self._foreign_seen:
+            self._foreign_seen.add(version)
+            log.warning("a worker produced model version %s, this stream app expects %s: such results answer their "
+                        "own order but are never cached; run the workers and the stream app with the same "
+                        "BILLSTREAM_WORKER__BACKEND, __DEVICE and __DECODER", version, self.model_version)
 
     def _submitted_at(self, event: bytes) -> int | None:
         try:

@@ -27,7 +27,8 @@ from models.preprocess import (PreprocessConfig, batch_by_width, crop_quad, pad_
 from models.recognition.charset import Charset
 from models.recognition.char_lm import CharNgramLM
 from models.recognition.ctc import BeamConfig, beam_decode, greedy_decode
-from models.manifest import BACKENDS, DECODERS, MODEL_NAME, WEIGHTS_DIR, WeightsError, model_version
+from models.manifest import (BACKENDS, DECODERS, MODEL_NAME, WEIGHTS_DIR, WeightsError, model_version, resolve_serving,
+                             serving_profile)
 
 
 @dataclass(frozen=True)
@@ -72,10 +73,8 @@ def serving_options(backend: str = "auto", device: str = "auto", threads: int | 
     """What a worker runs: the GPU through torch when there is one, ONNX Runtime int8 on CPU;
     ``cpu_slot``: ``auto`` takes turns with the other workers on this set of cores (see
     :mod:`models.engine.cpu_slot`), ``off`` never waits, anything else is a lock file's path."""
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if backend == "auto":
-        backend = "torch" if device.startswith("cuda") else "onnx-int8"
+    cuda = torch.cuda.is_available() if device == "auto" else False
+    backend, device, _ = resolve_serving(backend, device, "auto", {}, cuda_available=cuda)
     if backend != "torch" and device != "cpu":
         raise WeightsError(f"backend {backend} runs on the CPU; use backend torch for device {device}")
     slot = None
@@ -132,7 +131,10 @@ class OcrEngine:
             recognizer = OnnxRunner(paths["recognizer_int8" if options.backend == "onnx-int8" else "recognizer"],
                                     options.threads, slot)
         return cls(detector, networks.detector_config, recognizer, networks.charset,
-                   version=model_version(networks.manifest),
+                   version=model_version(networks.manifest, serving_profile(
+                       options.backend, "beam" if language_model is not None else "greedy",
+                       half=options.half and options.backend == "torch" and options.device.startswith("cuda"),
+                       reread=options.reread)),
                    crop_margin=networks.recognizer_input.get("crop_margin", 0.08),
                    max_line_width=networks.recognizer_input.get("max_width", 1024), options=options,
                    language_model=language_model,

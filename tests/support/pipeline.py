@@ -48,9 +48,10 @@ def _storage(base: Settings) -> dict[str, Any]:
 class ServiceProcess:
     """A `billstream` subcommand as a child process, logging to a file."""
 
-    def __init__(self, settings: Settings, name: str, log_dir: Path, args: list[str]) -> None:
+    def __init__(self, settings: Settings, name: str, log_dir: Path, args: list[str],
+                 env: dict[str, str] | None = None) -> None:
         self.log_path = log_dir / f"{name}.log"
-        self.process = spawn_cli(args, self.log_path, {**os.environ, **settings_env(settings)})
+        self.process = spawn_cli(args, self.log_path, {**os.environ, **settings_env(settings), **(env or {})})
 
     def terminate(self, timeout: float = 30) -> int:
         if self.process.poll() is None:
@@ -66,15 +67,19 @@ class ServiceProcess:
             self.process.kill()
             self.process.wait(10)
 
-
-class WorkerProcess(ServiceProcess):
-    def __init__(self, settings: Settings, instance_id: str, log_dir: Path, input_topic: str | None = None) -> None:
-        args = ["worker", "--instance-id", instance_id, "--json"] + (["--input-topic", input_topic] if input_topic else [])
-        super().__init__(settings, f"worker-{instance_id}", log_dir, args)
-
     def kill(self) -> None:
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(10)
+
+
+class WorkerProcess(ServiceProcess):
+    """``instance_id=None``: the worker's default identity, its host's lowest free slot."""
+
+    def __init__(self, settings: Settings, instance_id: str | None, log_dir: Path, input_topic: str | None = None,
+                 *, name: str | None = None, env: dict[str, str] | None = None) -> None:
+        args = ["worker", "--json"] + (["--instance-id", instance_id] if instance_id else []) \
+            + (["--input-topic", input_topic] if input_topic else [])
+        super().__init__(settings, name or f"worker-{instance_id}", log_dir, args, env)
 
 
 def collect_results(settings: Settings, expected: set[str], *, timeout: float = 180.0, settle: float = 3.0,

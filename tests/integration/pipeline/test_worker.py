@@ -46,7 +46,9 @@ def test_every_bill_gets_exactly_one_result(pipeline: Settings, tmp_path: Path) 
         record = records[0]
         assert record["status"] == "RECOGNIZED", record
         assert record["model_name"] == "billstream-ocr" and record["model_version"]
-        assert {"fetch_ms", "decode_ms", "detect_ms", "recognize_ms"} <= record["timings_ms"].keys()
+        timings = record["timings_ms"]
+        assert set(timings) == {"fetch_ms", "decode_ms", "detect_ms", "recognize_ms", "total_ms"}, timings
+        assert timings["total_ms"] == pytest.approx(sum(v for k, v in timings.items() if k != "total_ms"), abs=0.05)
         assert "TOTAL" in record["page_text"].upper() and record["cached"] is False
 
 
@@ -167,3 +169,59 @@ def test_a_batch_slower_than_the_poll_interval_keeps_its_membership(pipeline: Se
     assert_each_order_once("slow batch", orders, found, settings=settings)
     assert {r["error_code"] for rs in found.values() for r in rs} == {"INTERNAL"}
     assert worker.stats.aborts == 0 and engine.batches <= 2, (worker.stats, engine.batches)
+
+
+def test_a_restarted_worker_takes_its_slot_and_fences_the_open_transaction(pipeline: Settings, tmp_path: Path) -> None:
+    """A worker killed with -9 inside a transaction leaves it open, and read_committed readers
+    of those partitions wait until it ends. Its restart, with no --instance-id, takes the same
+    slot and so the same transactional id, which aborts the open transaction at once: the new
+    results are visible within seconds, not after the transaction's timeout (10 minutes here).
+    The open transaction is made deterministic: the killed worker's id opens one on every
+    results partition after the kill, as a kill -9 mid-commit would leave it."""
+    from confluent_kafka import Producer
+
+    from billstream_core.kafka import client_config
+    from inference_worker.loop import transactional_id
+
+    slots = {"TMPDIR": str(tmp_path / "slots")}  # this test's own slot directory
+    (tmp_path / "slots").mkdir()
+    submitter = BillSubmitter(pipeline)
+    first_orders = {submitter.submit(image, flush=False).order_number for image in bills(3, "F1")}
+    submitter.flush()
+    first = WorkerProcess(pipeline, None, tmp_path, pipeline.topics.submitted, name="worker-first", env=slots)
+    restarted = None
+    try:
+        assert_each_order_once("before the kill", first_orders, collect_results(pipeline, first_orders, timeout=240))
+        first.kill()
+        identity = _worker_identity(first.log_path)
+        assert identity.endswith("-w0"), identity
+
+        zombie = Producer(client_config(pipeline.kafka) | {"transactional.id": transactional_id(pipeline, identity),
+                                                           "transaction.timeout.ms": 600_000})
+        zombie.init_transactions(30)
+        zombie.begin_transaction()
+        for partition in range(pipeline.topics.results_partitions):
+            zombie.produce(pipeline.topics.results, b"open", key=b"ZOMBIE", partition=partition)
+        assert zombie.flush(30) == 0
+
+        orders = {submitter.submit(image, flush=False).order_number for image in bills(3, "F2")}
+        submitter.flush()
+        started = time.monotonic()
+        restarted = WorkerProcess(pipeline, None, tmp_path, pipeline.topics.submitted, name="worker-restarted", env=slots)
+        found = collect_results(pipeline, orders, timeout=240, settle=0.5)
+        visible_s = time.monotonic() - started
+    finally:
+        stop_all(first, restarted)
+    assert _worker_identity(restarted.log_path) == identity
+    assert_each_order_once("after the restart", orders, {k: v for k, v in found.items() if k in orders})
+    assert first_orders <= found.keys() and "ZOMBIE" not in found
+    print(f"restart with slot {identity}: new results visible {visible_s:.1f} s after the start")
+    assert visible_s < 90, f"results took {visible_s:.0f} s: the open transaction was not fenced"
+
+
+def _worker_identity(log_path: Path) -> str:
+    """The id the worker announced on its first line: ``worker <id>: model …``."""
+    for line in log_path.read_text().splitlines():
+        if line.startswith("worker ") and ": model " in line:
+            return line.split()[1].rstrip(":")
+    raise AssertionError(f"the worker never announced its id:\n{log_path.read_text()[-2000:]}")

@@ -1,0 +1,36 @@
+"""The model version, the cache key's second half, names everything that changes the text."""
+from __future__ import annotations
+
+import pytest
+
+from models.engine.predictor import EngineOptions, OcrEngine
+from models.manifest import model_version, read_manifest, resolve_serving, serving_profile, worker_profile
+
+
+def test_decoder_backend_and_precision_each_make_another_version() -> None:
+    manifest = read_manifest()
+    versions = {model_version(manifest, serving_profile(backend, decoder, half=half))
+                for backend, half in (("torch", False), ("torch", True), ("onnx", False), ("onnx-int8", False))
+                for decoder in ("beam", "greedy")}
+    assert len(versions) == 8
+    assert model_version(manifest, "onnx-int8.beam").startswith(model_version(manifest) + "+")
+
+
+@pytest.mark.parametrize(("settings", "cuda", "profile"), [
+    (("auto", "auto", "auto"), False, "onnx-int8.beam"),
+    (("auto", "auto", "auto"), True, "torch-fp16.beam"),
+    (("auto", "cpu", "greedy"), True, "onnx-int8.greedy"),
+    (("torch", "cpu", "auto"), False, "torch-fp32.beam"),
+])
+def test_the_stream_app_resolves_the_profile_its_workers_serve(settings: tuple[str, str, str], cuda: bool,
+                                                               profile: str) -> None:
+    assert worker_profile(*settings, read_manifest(), cuda_available=cuda) == profile
+    assert resolve_serving("auto", "auto", "auto", {}, cuda_available=False)[2] == "greedy"  # no LM: greedy
+
+
+def test_engines_with_different_decoders_report_different_versions() -> None:
+    beam = OcrEngine.load(options=EngineOptions(decoder="auto"))
+    greedy = OcrEngine.load(options=EngineOptions(decoder="greedy"))
+    assert beam.version.endswith("+torch-fp32.beam") and greedy.version.endswith("+torch-fp32.greedy")
+    no_reread = OcrEngine.load(options=EngineOptions(reread=False))
+    assert no_reread.version.endswith(".noreread") and len({beam.version, greedy.version, no_reread.version}) == 3
