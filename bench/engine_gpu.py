@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 STAGES = ("preprocess_ms", "detect_ms", "recognize_ms")
 
 
-def measure(engine: "OcrEngine", pages: list[np.ndarray], batch: int) -> dict[str, float]:
+def measure(engine: OcrEngine, pages: list[np.ndarray], batch: int) -> dict[str, float]:
     import torch
 
     engine.read_pages(pages[:batch])  # warm-up: CUDA kernels, cuDNN plans for these shapes
@@ -59,8 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     if not torch.cuda.is_available():
         print("bench.engine_gpu: no CUDA device visible", flush=True)
         return 2
-    from models.engine.predictor import EngineOptions, OcrEngine
     from billstream_core.settings import LimitSettings
+    from models.engine.predictor import EngineOptions, OcrEngine
     from models.intake import decode_image
     from models.training.receipts import read_val_fold
 

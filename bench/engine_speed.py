@@ -36,13 +36,15 @@ def measure(config: str, threads: int, images: list[Path], weights_dir: Path) ->
         from bench.peers import RapidOcrReader
 
         reader = RapidOcrReader(threads)
-        run = lambda data: len(reader.read_page(data))
+        def run(data):
+            return len(reader.read_page(data))
     else:
         from models.engine.predictor import EngineOptions, OcrEngine
 
         backend, _, decoder = config.partition("+")  # e.g. onnx-int8+greedy
         engine = OcrEngine.load(weights_dir, EngineOptions(backend=backend, threads=threads, decoder=decoder or "auto"))
-        run = lambda data: len(engine.read_image_bytes(data).lines)
+        def run(data):
+            return len(engine.read_image_bytes(data).lines)
     run(datas[0])  # warm-up
     lines, started = 0, time.perf_counter()
     for data in datas:
@@ -64,10 +66,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--child", nargs=2, metavar=("CONFIG", "THREADS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
-    from models.training.receipts import read_val_fold
     from models.manifest import model_version, read_manifest
+    from models.training.receipts import read_val_fold
 
-    version_of = lambda d: model_version(read_manifest(d / "manifest.json"))[:17]  # detector.recognizer
+    def version_of(d):
+        return model_version(read_manifest(d / "manifest.json"))[:17]  # detector.recognizer
     weights_dirs = chosen_weights_dirs(parser, args.weights_dir)
 
     fold = sorted(read_val_fold())[: args.pages]

@@ -66,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unknown system {name}")
     rows = {}
     for reader in readers:
-        progress = lambda n, total, label=reader.name: print(f"\r{label}: {n}/{total}", end="", file=sys.stderr)
+        def progress(n, total, label=reader.name):
+            return print(f"\r{label}: {n}/{total}", end="", file=sys.stderr)
         rows[reader.name] = evaluate(reader, receipts, line_crops=not args.no_line_crops, progress=progress)
         print(file=sys.stderr)
     if args.json:

@@ -25,8 +25,8 @@ import sys
 import threading
 import time
 import uuid
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from statistics import median
 from typing import Any
 
@@ -39,11 +39,11 @@ from billstream_core.kafka import ensure_topics, make_admin, make_consumer, wait
 from billstream_core.serde import codec
 from billstream_core.settings import Settings, load_settings, settings_env
 from billstream_core.storage import ObjectStore
-from infra.components import ComponentProcesses, wait_ready
 from inference_worker.loop import ENGINE_BATCH_MS
-from stream_app.router import KIND, RESULT, router_topics
+from infra.components import ComponentProcesses, wait_ready
 from producers.samples import sample_bills
 from producers.submit import BillSubmitter
+from stream_app.router import KIND, RESULT, router_topics
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -10,8 +10,9 @@ from typing import Any
 
 from billstream_core.errors import BillstreamError
 from billstream_core.media import IMAGE_SUFFIXES
-from models.manifest import BACKENDS, DECODERS
 from billstream_core.settings import Settings
+from models.manifest import BACKENDS, DECODERS
+
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     ocr = sub.add_parser("ocr", help="recognise bill images with the local engine (no Kafka, no MinIO)")
@@ -57,8 +58,8 @@ def run_ocr(settings: Settings, args: argparse.Namespace) -> int:
             record: dict[str, Any] = {"image": image.name}
             try:
                 result = engine.read_image_bytes(image.read_bytes(), settings.limits)
-                record |= {"lines": [{"text": l.text, "confidence": round(l.confidence, 4), "box": l.box()}
-                                     for l in result.lines], "warnings": result.warnings}
+                record |= {"lines": [{"text": line.text, "confidence": round(line.confidence, 4), "box": line.box()}
+                                     for line in result.lines], "warnings": result.warnings}
             except ImageRejected as exc:
                 failed += 1
                 record |= {"error_code": exc.code, "error": str(exc), "lines": []}
@@ -73,7 +74,7 @@ def run_ocr(settings: Settings, args: argparse.Namespace) -> int:
                 print(json.dumps(record), flush=True)
             elif not out:
                 print(f"== {image.name} ({record['seconds']:.2f}s)")
-                print(record.get("error") or "\n".join(l["text"] for l in record["lines"]))
+                print(record.get("error") or "\n".join(line["text"] for line in record["lines"]))
     finally:
         if out:
             out.close()

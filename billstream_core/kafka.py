@@ -11,9 +11,10 @@ import time
 from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError as RdKafkaError, KafkaException, Message, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
 from aiokafka.partitioner import murmur2
+from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import KafkaError as RdKafkaError
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from billstream_core.errors import BrokerUnavailable, DeliveryError, KafkaError
 from billstream_core.group import committed_offsets
@@ -81,15 +82,24 @@ class ReliableProducer:
             self.delivered += 1
 
     def produce(self, topic: str, value: bytes | None, key: str | bytes | None = None,
-                headers: dict[str, str | bytes | None] | None = None, partition: int | None = None) -> None:
-        """``value=None`` is a tombstone; ``partition`` overrides the partitioner (co-partitioned state)."""
+                headers: dict[str, str | bytes | None] | None = None, partition: int | None = None,
+                on_delivery: Callable[[str | None], None] | None = None) -> None:
+        """``value=None`` is a tombstone; ``partition`` overrides the partitioner (co-partitioned
+        state); ``on_delivery(error)`` hears this record's outcome (None: the broker has it),
+        from whichever thread polls or flushes next."""
+        def delivered(error: RdKafkaError | None, message: Message) -> None:
+            self._on_delivery(error, message)
+            if on_delivery is not None:
+                on_delivery(None if error is None else error.str())
+
+        callback = self._on_delivery if on_delivery is None else delivered
         while True:
             try:
                 if partition is None:
-                    self._producer.produce(topic, value=value, key=key, headers=headers, on_delivery=self._on_delivery)
+                    self._producer.produce(topic, value=value, key=key, headers=headers, on_delivery=callback)
                 else:
                     self._producer.produce(topic, value=value, key=key, headers=headers, partition=partition,
-                                           on_delivery=self._on_delivery)
+                                           on_delivery=callback)
                 break
             except BufferError:
                 self._producer.poll(0.1)  # local queue full: let deliveries drain

@@ -30,8 +30,13 @@ from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from billstream_core.errors import DecodeError, KafkaError
 from billstream_core.group import subscribe
-from billstream_core.kafka import (ReliableProducer, commit_consumed, delivering_partitions, make_consumer,
-                                   take_available)
+from billstream_core.kafka import (
+    ReliableProducer,
+    commit_consumed,
+    delivering_partitions,
+    make_consumer,
+    take_available,
+)
 from billstream_core.order_numbers import is_valid_order_number
 from billstream_core.serde import codec
 from billstream_core.settings import Settings

@@ -2,8 +2,8 @@
 the benchmarks: started with `billstream …`, logged to files, stopped SIGTERM-then-SIGKILL."""
 from __future__ import annotations
 
-import subprocess
 import signal
+import subprocess
 import sys
 import time
 import urllib.request

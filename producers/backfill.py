@@ -1,7 +1,7 @@
 """Batch backfill: submit every image of a directory or manifest, resumably.
 
 Bounded concurrency for the uploads, an optional rate limit, and a local ledger (JSON
-lines: path, sha256, order number) so a re-run skips what was already submitted.
+lines: path, sha256, order number) so a re-run skips what the broker already confirmed.
 """
 from __future__ import annotations
 
@@ -13,10 +13,12 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from billstream_core.errors import BillstreamError
+from billstream_core.errors import BillstreamError, DeliveryError
 from billstream_core.media import IMAGE_SUFFIXES
+from billstream_core.order_numbers import new_order_number
 from billstream_core.storage import sha256_hex
 from producers.submit import BillSubmitter
+
 
 def list_inputs(source: Path) -> list[Path]:
     """A directory (recursively, image suffixes) or a manifest file of one path per line."""
@@ -84,45 +86,76 @@ class BackfillReport:
 
 def backfill(submitter: BillSubmitter, paths: list[Path], ledger: Ledger, *, concurrency: int = 8,
              rate: float | None = None, on_progress: Callable[[str], None] | None = None) -> BackfillReport:
+    """Submit every path not yet in the ledger. A bill enters the ledger only once the broker
+    has confirmed its event, so a run that crashed or met delivery errors is resumed by
+    running it again: what was not confirmed is submitted again, what was is skipped."""
     report = BackfillReport(total=len(paths))
     limiter = RateLimiter(rate)
     started = time.monotonic()
     tick = on_progress or (lambda outcome: None)
+    lock = threading.Lock()
 
-    def one(path: Path) -> str:
+    unconfirmed: set[str] = set()  # published, outcome not heard yet
+
+    def outcome(path: Path, kind: str, error: str | None = None) -> None:
+        with lock:
+            unconfirmed.discard(str(path))
+            if kind == "submitted":
+                report.submitted += 1
+            elif kind == "skipped":
+                report.skipped += 1
+            else:
+                report.failed[str(path)] = error or "failed"
+        tick(kind)
+
+    def one(path: Path) -> None:
         data = path.read_bytes()
         digest = sha256_hex(data)
         if (str(path), digest) in ledger.done:
-            return "skipped"
+            outcome(path, "skipped")
+            return
         limiter.wait()
-        submission = submitter.submit(data, attributes={"backfill_path": path.name}, flush=False)
-        ledger.record(str(path), digest, submission.order_number)
-        return "submitted"
+        order = new_order_number()
+
+        def delivered(error: str | None) -> None:  # on a thread that polls the producer
+            if error is None:
+                ledger.record(str(path), digest, order)
+                outcome(path, "submitted")
+            else:
+                outcome(path, "failed", f"DeliveryError: {error}")
+
+        with lock:
+            unconfirmed.add(str(path))
+        try:
+            submitter.submit(data, order_number=order, attributes={"backfill_path": path.name}, flush=False,
+                             on_delivery=delivered)
+        except BaseException:
+            with lock:
+                unconfirmed.discard(str(path))
+            raise
 
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        pending: dict[Future[str], Path] = {}
+        pending: dict[Future[None], Path] = {}
         for path in paths:  # at most 2 x concurrency files in memory at once
             pending[pool.submit(one, path)] = path
             if len(pending) >= concurrency * 2:
-                _drain(pending, report, tick)
+                _drain(pending, outcome)
         while pending:
-            _drain(pending, report, tick)
-    submitter.flush()  # delivery errors surface here
+            _drain(pending, outcome)
+    try:
+        submitter.flush()  # every outstanding event's outcome is heard here
+    except DeliveryError as exc:  # each refused bill is in report.failed by its callback; the rest timed out
+        for path in sorted(unconfirmed):
+            outcome(Path(path), "failed", f"not confirmed by the broker: {exc}")
     report.seconds = time.monotonic() - started
     return report
 
 
-def _drain(pending: dict[Future[str], Path], report: BackfillReport, tick: Callable[[str], None]) -> None:
+def _drain(pending: dict[Future[None], Path], outcome: Callable[[Path, str, str | None], None]) -> None:
     done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
     for future in done:
         path = pending.pop(future)
         try:
-            outcome = future.result()
+            future.result()
         except (BillstreamError, OSError) as exc:
-            report.failed[str(path)] = f"{exc.__class__.__name__}: {exc}"
-            outcome = "failed"
-        if outcome == "submitted":
-            report.submitted += 1
-        elif outcome == "skipped":
-            report.skipped += 1
-        tick(outcome)
+            outcome(path, "failed", f"{exc.__class__.__name__}: {exc}")

@@ -6,17 +6,17 @@ an event never points at bytes that are not there.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from billstream_core.errors import BillstreamError
 from billstream_core.kafka import ReliableProducer
 from billstream_core.media import sniff_content_type
+from billstream_core.order_numbers import new_order_number, validate_order_number
 from billstream_core.serde import codec
 from billstream_core.settings import Settings
 from billstream_core.storage import ObjectStore, StoredObject
-from billstream_core.order_numbers import new_order_number, validate_order_number
 
 
 class EmptyImage(BillstreamError):
@@ -47,9 +47,12 @@ class BillSubmitter:
         self._codec = codec("BillSubmitted")
 
     def submit(self, image: bytes | Path, *, order_number: str | None = None,
-               attributes: Mapping[str, str] | None = None, flush: bool = True) -> Submission:
-        """Store and announce one bill; returns its order number. ``flush=False`` batches."""
-        return self.publish(self.stage(image, order_number=order_number, attributes=attributes), flush=flush)
+               attributes: Mapping[str, str] | None = None, flush: bool = True,
+               on_delivery: Callable[[str | None], None] | None = None) -> Submission:
+        """Store and announce one bill; returns its order number. ``flush=False`` batches;
+        ``on_delivery(error)`` hears whether the broker took the event (None) or not."""
+        return self.publish(self.stage(image, order_number=order_number, attributes=attributes), flush=flush,
+                            on_delivery=on_delivery)
 
     def stage(self, image: bytes | Path, *, order_number: str | None = None,
               attributes: Mapping[str, str] | None = None) -> StagedBill:
@@ -65,7 +68,8 @@ class BillSubmitter:
         number = validate_order_number(order_number) if order_number else new_order_number()
         return StagedBill(number, self.store.put(data, sniff_content_type(data)), dict(attributes or {}))
 
-    def publish(self, staged: StagedBill, *, flush: bool = True) -> Submission:
+    def publish(self, staged: StagedBill, *, flush: bool = True,
+                on_delivery: Callable[[str | None], None] | None = None) -> Submission:
         """The second half of :meth:`submit`: the event, stamped with the time it is sent."""
         stored = staged.image
         event = {
@@ -77,7 +81,8 @@ class BillSubmitter:
             "source": self.source,
             "attributes": staged.attributes,
         }
-        self.producer.produce(self.settings.topics.submitted, self._codec.encode(event), key=staged.order_number)
+        self.producer.produce(self.settings.topics.submitted, self._codec.encode(event), key=staged.order_number,
+                              on_delivery=on_delivery)
         if flush:
             self.producer.flush()
         return Submission(staged.order_number, stored)

@@ -40,8 +40,15 @@ from confluent_kafka import Consumer, Message, TopicPartition
 
 from billstream_core.errors import DecodeError, KafkaError
 from billstream_core.group import subscribe
-from billstream_core.kafka import (ReliableProducer, commit_consumed, key_partition, make_consumer, next_offsets,
-                                   partition_count, take_available)
+from billstream_core.kafka import (
+    ReliableProducer,
+    commit_consumed,
+    key_partition,
+    make_consumer,
+    next_offsets,
+    partition_count,
+    take_available,
+)
 from billstream_core.serde import codec
 from billstream_core.settings import Settings, TopicSpec
 from stream_app import records

@@ -21,7 +21,7 @@ class DetectorConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "DetectorConfig":
+    def from_dict(cls, data: dict) -> DetectorConfig:
         return cls(**{**data, "channels": tuple(data["channels"])})
 
 

@@ -37,7 +37,7 @@ class BoxCalibration:
                          height * self.height)
 
     @classmethod
-    def from_dict(cls, entry: dict[str, Any] | None) -> "BoxCalibration":
+    def from_dict(cls, entry: dict[str, Any] | None) -> BoxCalibration:
         entry = entry or {}
         return cls(**{key: float(entry[key]) for key in ("height", "width_pad", "shift") if key in entry})
 

@@ -33,7 +33,7 @@ class CpuSlot:
                                 "BILLSTREAM_WORKER__CPU_SLOT to another path, or to off") from exc
         self._threads = threading.Lock()
 
-    def __enter__(self) -> "CpuSlot":
+    def __enter__(self) -> CpuSlot:
         self._threads.acquire()
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX)

@@ -16,19 +16,33 @@ import torch
 
 from billstream_core.settings import LimitSettings
 from models.detection.net import DetectorConfig, LineDetector
+from models.detection.postprocess import BoxCalibration, DetectedLine, boxes_from_map
 from models.engine.cpu_slot import CpuSlot, default_slot_path
 from models.engine.reread import RereadConfig, reread
 from models.engine.runners import OnnxRunner, Runner, TorchRunner
-from models.detection.postprocess import BoxCalibration, DetectedLine, boxes_from_map
 from models.intake import decode_image
+from models.manifest import (
+    BACKENDS,
+    DECODERS,
+    MODEL_NAME,
+    WEIGHTS_DIR,
+    WeightsError,
+    model_version,
+    resolve_serving,
+    serving_profile,
+)
 from models.networks import load_language_model, load_networks
-from models.preprocess import (PreprocessConfig, batch_by_width, crop_quad, pad_to_multiple, prepare_page,
-                               resize_to_height)
-from models.recognition.charset import Charset
+from models.preprocess import (
+    PreprocessConfig,
+    batch_by_width,
+    crop_quad,
+    pad_to_multiple,
+    prepare_page,
+    resize_to_height,
+)
 from models.recognition.char_lm import CharNgramLM
+from models.recognition.charset import Charset
 from models.recognition.ctc import BeamConfig, beam_decode, greedy_decode
-from models.manifest import (BACKENDS, DECODERS, MODEL_NAME, WEIGHTS_DIR, WeightsError, model_version, resolve_serving,
-                             serving_profile)
 
 
 @dataclass(frozen=True)
@@ -109,7 +123,7 @@ class OcrEngine:
         self.language_model = language_model if options.decoder != "greedy" else None
 
     @classmethod
-    def load(cls, weights_dir: Path = WEIGHTS_DIR, options: EngineOptions = EngineOptions()) -> "OcrEngine":
+    def load(cls, weights_dir: Path = WEIGHTS_DIR, options: EngineOptions = EngineOptions()) -> OcrEngine:
         """Build both models from the manifest and load their checked weights (no network)."""
         if options.backend not in BACKENDS:
             raise WeightsError(f"unknown backend {options.backend!r}; one of {', '.join(BACKENDS)}")

@@ -25,7 +25,7 @@ class RereadConfig:
     stretch: tuple[float, ...] = field(default_factory=tuple)  # width factors of the extra readings
 
     @classmethod
-    def from_dict(cls, entry: dict[str, Any] | None, decoder: str = "beam") -> "RereadConfig":
+    def from_dict(cls, entry: dict[str, Any] | None, decoder: str = "beam") -> RereadConfig:
         """The manifest's entry for ``decoder``: greedy decoding's confidences run lower than the
         beam's, so it has its own entry (``entry["greedy"]``); the top level is the beam's."""
         entry = entry or {}

@@ -30,7 +30,7 @@ class CharNgramLM:
         self.log_prob = lru_cache(maxsize=262_144)(self._log_prob)
 
     @classmethod
-    def build(cls, texts: Iterable[str], order: int, alphabet_size: int) -> "CharNgramLM":
+    def build(cls, texts: Iterable[str], order: int, alphabet_size: int) -> CharNgramLM:
         counts: defaultdict[str, Counter[str]] = defaultdict(Counter)
         for text in texts:
             padded = START * (order - 1) + text + END
@@ -67,6 +67,6 @@ class CharNgramLM:
         path.write_bytes(gzip.compress(payload, mtime=0))  # byte-identical for the same counts
 
     @classmethod
-    def load(cls, path: Path) -> "CharNgramLM":
+    def load(cls, path: Path) -> CharNgramLM:
         data = json.loads(gzip.decompress(path.read_bytes()))
         return cls(int(data["order"]), data["counts"], int(data["alphabet_size"]))

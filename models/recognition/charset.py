@@ -40,5 +40,5 @@ class Charset:
         return self.chars
 
     @classmethod
-    def from_manifest(cls, chars: str | Sequence[str]) -> "Charset":
+    def from_manifest(cls, chars: str | Sequence[str]) -> Charset:
         return cls("".join(chars))

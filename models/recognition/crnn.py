@@ -24,7 +24,7 @@ class CRNNConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "CRNNConfig":
+    def from_dict(cls, data: dict) -> CRNNConfig:
         return cls(**{**data, "channels": tuple(data["channels"])})
 
 

@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 
 from models.detection.geometry import core_mask
-from models.training.augment import scan_damage
 from models.preprocess import read_gray
+from models.training.augment import scan_damage
 from models.training.receipts import Receipt
 
 

@@ -14,8 +14,8 @@ import cv2
 import numpy as np
 
 from models.preprocess import crop_quad, read_gray, resize_to_height
-from models.training.augment import scan_damage
 from models.recognition.charset import Charset
+from models.training.augment import scan_damage
 from models.training.receipts import Receipt
 
 STORE_MARGIN = 0.2

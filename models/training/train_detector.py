@@ -20,14 +20,14 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from models.detection.net import DetectorConfig, LineDetector, build_detector
 from models.detection.matching import box_scores, detection_f1
+from models.detection.net import DetectorConfig, LineDetector, build_detector
 from models.detection.postprocess import boxes_from_map
-from models.training.detection_data import PageSample, load_pages, random_crop
 from models.preprocess import pad_to_multiple, read_gray
-from models.training.receipts import Receipt, load_all, read_val_fold, split_train_val
-from models.training.loader import JobBuilder
 from models.training.checkpoints import EpochCheckpoints, one_cycle, provenance, report_epoch, train_step
+from models.training.detection_data import PageSample, load_pages, random_crop
+from models.training.loader import JobBuilder
+from models.training.receipts import Receipt, load_all, read_val_fold, split_train_val
 from models.weights_io import WEIGHTS_DIR, load_state, save_state, update_manifest
 
 REPO = Path(__file__).resolve().parents[2]

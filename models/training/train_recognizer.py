@@ -24,13 +24,13 @@ from tqdm import tqdm
 from models.recognition.charset import Charset
 from models.recognition.crnn import CRNNConfig, build_crnn
 from models.recognition.ctc import greedy_decode
-from models.training.metrics import LineAccuracy
-from models.training.receipts import load_all, read_val_fold, split_train_val
+from models.training.checkpoints import EpochCheckpoints, one_cycle, provenance, report_epoch, train_step
 from models.training.line_batches import LineBatches
 from models.training.loader import JobBuilder
+from models.training.metrics import LineAccuracy
+from models.training.receipts import load_all, read_val_fold, split_train_val
 from models.training.recognition_data import WIDTH_JITTER, LineSample, batches, extract_samples
 from models.training.synthetic_lines import find_fonts
-from models.training.checkpoints import EpochCheckpoints, one_cycle, provenance, report_epoch, train_step
 from models.weights_io import WEIGHTS_DIR, load_state, save_state, update_manifest
 
 REPO = Path(__file__).resolve().parents[2]

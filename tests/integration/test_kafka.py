@@ -8,8 +8,15 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, TopicPartition
 from confluent_kafka.admin import ConfigResource
 
 from billstream_core.group import subscribe
-from billstream_core.kafka import (ReliableProducer, delivering_partitions, ensure_topics, key_partition, make_admin,
-                                   make_consumer, partition_count)
+from billstream_core.kafka import (
+    ReliableProducer,
+    delivering_partitions,
+    ensure_topics,
+    key_partition,
+    make_admin,
+    make_consumer,
+    partition_count,
+)
 from billstream_core.serde import codec
 from billstream_core.settings import Settings
 from stream_app import records

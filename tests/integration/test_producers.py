@@ -14,12 +14,11 @@ import pytest
 from billstream_core.errors import StorageUnavailable
 from billstream_core.kafka import make_consumer
 from billstream_core.serde import codec
-from billstream_core.settings import Settings, load_settings
+from billstream_core.settings import Settings, load_settings, settings_env
 from billstream_core.storage import ObjectStore
-from producers.submit import BillSubmitter
-from billstream_core.settings import settings_env
-from tests.support.pipeline import isolated_settings
 from producers.samples import render_bill
+from producers.submit import BillSubmitter
+from tests.support.pipeline import isolated_settings
 
 
 def submitted_events(settings: Settings, expected: int, timeout: float = 30) -> list[dict]:
@@ -92,3 +91,45 @@ def test_a_staged_bill_is_stored_and_announced_only_when_published(services: Set
     (event,) = submitted_events(settings, 1)
     assert submission.order_number == event["order_number"] == "ORDER-43" and event["attributes"] == {"till": "2"}
     assert event["submitted_at_ms"] >= before_ms - 1  # stamped when sent, not when staged
+
+
+def test_a_backfill_resumed_after_delivery_failures_gives_every_bill_exactly_one_event(
+        services: Settings, tmp_path: Path) -> None:
+    """The broker refuses some events mid-backfill (the topic's max.message.bytes is below the
+    events of the bills with long file names). Only confirmed bills may enter the ledger, so
+    the resumed run, once the topic takes them, submits exactly the refused ones."""
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic, ResourceType
+
+    from billstream_core.kafka import make_admin
+    from producers.backfill import Ledger, backfill, list_inputs
+
+    settings = isolated_settings(services)
+    topic = f"{settings.topics.submitted}-small"
+    admin = make_admin(settings.kafka)
+    admin.create_topics([NewTopic(topic, 2, 1, config={"max.message.bytes": "700"})])[topic].result(30)
+    settings = settings.model_copy(update={"topics": settings.topics.model_copy(update={"submitted": topic})})
+    bills = tmp_path / "bills"
+    bills.mkdir()
+    for i in range(8):
+        name = f"bill-{i}.png" if i % 2 else f"bill-{i}-{uuid.uuid4().hex * 6}.png"  # 200+ characters: refused
+        (bills / name).write_bytes(render_bill([f"RESUME {i}", f"TOTAL {i}.10"]))
+    paths = list_inputs(bills)
+    ledger_path = tmp_path / "ledger.jsonl"
+
+    first = backfill(BillSubmitter(settings, source="backfill"), paths, Ledger(ledger_path), concurrency=1)
+    assert first.failed and all("DeliveryError" in why for why in first.failed.values()), first.failed
+    assert first.submitted + len(first.failed) == 8
+    delivered = {e["attributes"]["backfill_path"] for e in submitted_events(settings, 8, timeout=8)}
+    assert {Path(p).name for p, _ in Ledger(ledger_path).done} == delivered  # the ledger holds the confirmed only
+
+    admin.incremental_alter_configs([ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[
+        ConfigEntry("max.message.bytes", "1048576", incremental_operation=AlterConfigOpType.SET)])])[
+        ConfigResource(ResourceType.TOPIC, topic)].result(30)
+    deadline = time.monotonic() + 30
+    second = backfill(BillSubmitter(settings, source="backfill"), paths, Ledger(ledger_path), concurrency=3)
+    while second.failed and time.monotonic() < deadline:  # the brokers apply the new limit asynchronously
+        second = backfill(BillSubmitter(settings, source="backfill"), paths, Ledger(ledger_path), concurrency=3)
+    assert (second.submitted, second.skipped, second.failed) == (len(first.failed), first.submitted, {})
+    events = submitted_events(settings, 9, timeout=8)
+    names = sorted(e["attributes"]["backfill_path"] for e in events)
+    assert names == sorted(p.name for p in paths), "each bill exactly one event"

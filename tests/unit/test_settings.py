@@ -2,6 +2,7 @@ import logging
 import os
 
 import pytest
+from pydantic import ValidationError
 
 from billstream_core.errors import SettingsError
 from billstream_core.settings import load_settings
@@ -12,7 +13,7 @@ SECRET = "s3cr3t-value-never-printed"
 def test_defaults_are_loopback_and_frozen() -> None:
     settings = load_settings()
     assert settings.kafka.bootstrap_servers.startswith("127.0.0.1:")
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         settings.kafka.client_id = "changed"  # type: ignore[misc]
 
 

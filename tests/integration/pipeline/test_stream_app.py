@@ -9,15 +9,21 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-
 from confluent_kafka import TopicPartition
 
 from billstream_core.kafka import make_consumer
 from billstream_core.settings import Settings
-from producers.submit import BillSubmitter
-from tests.support.pipeline import (ServiceProcess, WorkerProcess, assert_each_order_once, collect_results,
-                                    isolated_settings, stop_all, wait_http)
 from producers.samples import render_bill
+from producers.submit import BillSubmitter
+from tests.support.pipeline import (
+    ServiceProcess,
+    WorkerProcess,
+    assert_each_order_once,
+    collect_results,
+    isolated_settings,
+    stop_all,
+    wait_http,
+)
 
 
 def http_get(settings: Settings, order: str) -> tuple[int, dict]:
@@ -94,6 +100,16 @@ def test_cache_single_flight_and_http_view_survive_a_restart(services: Settings,
                 found[order][0]["status"], found[order][0]["cached"], found[order][0]["page_text"])
     finally:
         stop_all(stream, worker)
+
+
+def offsets_written(settings: Settings, topic: str) -> int:
+    """Records and transaction markers ever written to ``topic``: its partitions' end offsets."""
+    consumer = make_consumer(settings.kafka, f"marks-{uuid.uuid4().hex}")
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        return sum(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions)
+    finally:
+        consumer.close()
 
 
 def stats(settings: Settings) -> dict:
@@ -201,3 +217,70 @@ def test_submissions_before_and_during_the_stream_app_start_all_get_one_result(s
     assert_each_order_once("submitted before/while starting", orders, found, settings=settings, log_dir=tmp_path)
     inferred = sum(not found[o][0]["cached"] for o in orders)
     assert inferred == len(images), f"{inferred} inferences for {len(images)} distinct images"
+
+
+def test_two_stream_apps_one_killed_mid_burst_answer_each_order_once_with_one_inference_per_image(
+        services: Settings, tmp_path: Path) -> None:
+    """With two routers each owns part of the partitions, so submissions and results whose
+    image belongs to the other router are repartitioned through the by-image topic. One of
+    them is killed with -9 in the middle of a burst of repeated images and restarted."""
+    from stream_app.router import router_topics
+    from tests.support.services import free_port
+
+    settings = isolated_settings(services)
+    other = settings.model_copy(update={"stream": settings.stream.model_copy(update={"web_port": free_port()})})
+    first = ServiceProcess(settings, "stream-a", tmp_path, ["stream-app", "--instance-id", "a"])
+    second = ServiceProcess(other, "stream-b", tmp_path, ["stream-app", "--instance-id", "b"])
+    worker = WorkerProcess(settings, "w-two-apps", tmp_path)
+    restarted = None
+    try:
+        wait_http(settings)
+        wait_http(other)
+        submitter = BillSubmitter(settings)
+        images = [render_bill([f"TWO ROUTERS {i}", f"TOTAL {i}.75"]) for i in range(8)]
+        orders = {submitter.submit(image, flush=False).order_number for image in images * 3}  # each image 3 times
+        submitter.flush()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(collect_results(settings, orders, timeout=3, settle=0.1)) < 3:
+            pass
+        second.kill()  # SIGKILL mid-burst: its open transaction, its partitions' state only in the changelogs
+        restarted = ServiceProcess(other, "stream-b-restarted", tmp_path, ["stream-app", "--instance-id", "b"])
+        found = collect_results(settings, orders, timeout=240, settle=8)
+        repartitioned = offsets_written(settings, router_topics(settings).by_image.name)
+    finally:
+        stop_all(first, second, restarted, worker)
+    assert_each_order_once("two stream apps, one killed", orders, found, settings=settings, log_dir=tmp_path)
+    inferred = sum(not found[o][0]["cached"] for o in orders)
+    assert inferred == len(images), f"{inferred} inferences for {len(images)} distinct images"
+    assert repartitioned > 0, "no record went through the by-image topic: the two-router path was not exercised"
+
+
+def test_a_deployment_with_another_decoder_does_not_reuse_cached_answers(services: Settings, tmp_path: Path) -> None:
+    """The cache key is the image and the model version, and the version names the decoder: a
+    deployment switched from greedy decoding to beam search recognises a known image again."""
+    settings = isolated_settings(services)
+    greedy = settings.model_copy(update={"worker": settings.worker.model_copy(update={"decoder": "greedy"})})
+    image = render_bill(["DECODER SWITCH", "TOTAL 3.30"])
+    stream = ServiceProcess(greedy, "stream-greedy", tmp_path, ["stream-app"])
+    worker = WorkerProcess(greedy, "w-greedy", tmp_path)
+    try:
+        wait_http(greedy)
+        first = BillSubmitter(greedy).submit(image).order_number
+        before = collect_results(greedy, {first}, timeout=120, settle=0.5)[first][0]
+    finally:
+        stop_all(stream, worker)
+    stream = ServiceProcess(settings, "stream-beam", tmp_path, ["stream-app"])
+    worker = WorkerProcess(settings, "w-beam", tmp_path)
+    try:
+        wait_http(settings)
+        submitter = BillSubmitter(settings)
+        second = submitter.submit(image).order_number
+        after = collect_results(settings, {second}, timeout=120, settle=0.5)[second][0]
+        third = submitter.submit(image).order_number
+        repeat = collect_results(settings, {third}, timeout=60, settle=0.5)[third][0]
+    finally:
+        stop_all(stream, worker)
+    assert before["model_version"].endswith(".greedy") and before["cached"] is False
+    assert after["model_version"].endswith(".beam") and after["cached"] is False, after["model_version"]
+    assert repeat["cached"] is True and repeat["model_version"] == after["model_version"]
+    assert sorted(work_events(settings)) == sorted([first, second])  # two inferences, one per decoder

@@ -13,10 +13,16 @@ import pytest
 from billstream_core.kafka import ReliableProducer, make_consumer
 from billstream_core.settings import Settings
 from billstream_core.storage import ObjectStore
-from producers.submit import BillSubmitter
-from tests.support.pipeline import (WorkerProcess, assert_each_order_once, collect_results, count, isolated_settings,
-                                    stop_all)
 from producers.samples import render_bill
+from producers.submit import BillSubmitter
+from tests.support.pipeline import (
+    WorkerProcess,
+    assert_each_order_once,
+    collect_results,
+    count,
+    isolated_settings,
+    stop_all,
+)
 
 
 @pytest.fixture

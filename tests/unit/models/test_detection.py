@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from models.detection.geometry import core_mask, order_quad, shrink, unclip
-from models.detection.net import DetectorConfig, build_detector
 from models.detection.matching import match_boxes
+from models.detection.net import DetectorConfig, build_detector
 from models.detection.postprocess import BoxCalibration, DetectedLine, boxes_from_map, reading_order
 from models.manifest import model_version
 from models.training.calibrate_boxes import fit_calibration

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from billstream_core.settings import LimitSettings
+from models.detection.postprocess import BoxCalibration
 from models.engine.predictor import EngineOptions, OcrEngine
+from models.engine.reread import RereadConfig
 from models.intake import ImageRejected
 from models.training.receipts import DATA_ROOT, load_receipts, read_val_fold
-from models.detection.postprocess import BoxCalibration
-from models.engine.reread import RereadConfig
 from models.weights_io import MANIFEST, WEIGHTS_DIR, WeightsError, file_sha256, read_manifest
 from producers.samples import render_bill
 

@@ -26,7 +26,8 @@ def page() -> np.ndarray:
 
 def png_with_header(width: int, height: int) -> bytes:
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    chunk = lambda kind, body: struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
 
 
@@ -114,7 +115,8 @@ def test_palette_png_decodes() -> None:
     from zlib import compress, crc32
 
     width, height = 4, 2
-    chunk = lambda kind, body: struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc32(kind + body))
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc32(kind + body))
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 3, 0, 0, 0)  # colour type 3 = palette
     plte = bytes([255, 255, 255, 0, 0, 0])
     rows = b"\x00" + bytes([0, 1, 0, 1]) + b"\x00" + bytes([1, 0, 1, 0])

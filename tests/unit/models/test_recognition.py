@@ -29,9 +29,9 @@ def test_charset_round_trip_covers_printable_ascii_both_cases() -> None:
 
 def test_greedy_decode_collapses_repeats_and_drops_blanks() -> None:
     charset = Charset()
-    a, b, l = charset.encode("A")[0], charset.encode("B")[0], charset.encode("L")[0]
+    a, b, el = charset.encode("A")[0], charset.encode("B")[0], charset.encode("L")[0]
     # "A A _ B _ L _ L" -> "ABLL": a blank between two L keeps both
-    paths = [[a, a, 0, b, 0, l, 0, l], [0, 0, 0]]
+    paths = [[a, a, 0, b, 0, el, 0, el], [0, 0, 0]]
     decoded = greedy_decode(one_hot_log_probs(paths, len(charset)), charset)
     assert decoded[0][0] == "ABLL"
     assert decoded[0][1] == pytest.approx(0.9, abs=1e-5)

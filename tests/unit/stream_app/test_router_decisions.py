@@ -52,7 +52,7 @@ class FakeTransactions:
         self.offsets: list[list[Any]] = []
 
     @property
-    def raw(self) -> "FakeTransactions":
+    def raw(self) -> FakeTransactions:
         return self
 
     def begin_transaction(self) -> None:
