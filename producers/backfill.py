@@ -145,8 +145,8 @@ def backfill(submitter: BillSubmitter, paths: list[Path], ledger: Ledger, *, con
     try:
         submitter.flush()  # every outstanding event's outcome is heard here
     except DeliveryError as exc:  # each refused bill is in report.failed by its callback; the rest timed out
-        for path in sorted(unconfirmed):
-            outcome(Path(path), "failed", f"not confirmed by the broker: {exc}")
+        for name in sorted(unconfirmed):
+            outcome(Path(name), "failed", f"not confirmed by the broker: {exc}")
     report.seconds = time.monotonic() - started
     return report
 

@@ -112,7 +112,7 @@ def build_app(settings: Settings, *, model_version: str, router: ImageRouter | N
     @app.page("/ready")
     async def get_ready(web: Any, request: Any) -> Any:
         """200 once the table is recovered and the router has its partitions and image index."""
-        recovery: Any = app.tables.recovery
+        recovery: Any = app.tables.recovery  # type: ignore[attr-defined]  # TableManager's, not on its interface
         assigned = {tp.topic for tp in app.consumer.assignment()}
         ready = {submitted.get_topic_name(), results.get_topic_name()} <= assigned and not app.rebalancing \
             and recovery.completed.is_set() and not recovery.in_recovery \

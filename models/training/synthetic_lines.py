@@ -123,7 +123,8 @@ def _fade(image: np.ndarray, rng: random.Random) -> np.ndarray:
 def render_line(text: str, font_path: Path, rng: random.Random) -> np.ndarray | None:
     """One line, ``STORE_HEIGHT`` high with the stored margin; None where the font has no glyphs."""
     font = _font(str(font_path), RENDER_SIZE)
-    _, top, _, bottom = font.getbbox("HAg")  # cap top to descender: how GT boxes are drawn
+    _, cap_top, _, descender = font.getbbox("HAg")  # cap top to descender: how GT boxes are drawn
+    top, bottom = int(cap_top), int(descender)  # whole pixels for a TrueType font already
     offset = RENDER_SIZE // 2
     spacing = rng.choice([0, 0, 0, 1, 2, 4]) if rng.random() < 0.3 else 0
     widths = [font.getlength(c) + spacing for c in text]

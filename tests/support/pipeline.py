@@ -101,7 +101,7 @@ def collect_results(settings: Settings, expected: set[str], *, timeout: float = 
             message = consumer.poll(0.5)
             if message is not None and message.error() is None:
                 record = decoder.decode(message.value())
-                assert record["order_number"] == message.key().decode()
+                assert record["order_number"] == (message.key() or b"").decode()
                 found[record["order_number"]].append(record)
                 last_new = time.monotonic()
             elif expected <= found.keys() and time.monotonic() - last_new > settle:

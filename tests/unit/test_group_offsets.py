@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaException, TopicPartition
@@ -32,7 +33,8 @@ class FakeConsumer:
             if isinstance(offset, int):
                 out.append(TopicPartition(tp.topic, tp.partition, offset))
             else:  # librdkafka's TopicPartition.error is read-only: a look-alike carries one
-                out.append(SimpleNamespace(topic=tp.topic, partition=tp.partition, offset=-1001, error=offset))
+                out.append(SimpleNamespace(topic=tp.topic, partition=tp.partition, offset=-1001,  # type: ignore[arg-type]
+                                           error=offset))
         return out
 
     def incremental_assign(self, partitions: list[TopicPartition]) -> None:
@@ -56,7 +58,7 @@ def offsets(found: list[TopicPartition]) -> dict[int, int]:
 
 
 def test_committed_offsets_are_kept_and_partitions_without_one_start_at_the_reset_position() -> None:
-    consumer = FakeConsumer({0: 7, 1: -1001})
+    consumer: Any = FakeConsumer({0: 7, 1: -1001})
     assert offsets(committed_offsets(consumer, parts(0, 1))) == {0: 7, 1: OFFSET_BEGINNING}
     assert offsets(committed_offsets(consumer, parts(0, 1), reset=OFFSET_END)) == {0: 7, 1: OFFSET_END}
 
@@ -64,22 +66,22 @@ def test_committed_offsets_are_kept_and_partitions_without_one_start_at_the_rese
 def test_a_failed_lookup_is_retried_until_it_answers() -> None:
     not_coordinator = KafkaException(RdKafkaError(RdKafkaError.NOT_COORDINATOR))
     partition_error = RdKafkaError(RdKafkaError.COORDINATOR_LOAD_IN_PROGRESS)
-    consumer = FakeConsumer(not_coordinator, {0: partition_error, 1: 2}, {0: 5, 1: 2})
+    consumer: Any = FakeConsumer(not_coordinator, {0: partition_error, 1: 2}, {0: 5, 1: 2})
     assert offsets(committed_offsets(consumer, parts(0, 1))) == {0: 5, 1: 2}
     assert consumer.lookups == 3
 
 
 def test_a_lookup_that_never_answers_raises_instead_of_leaving_the_partition_unread() -> None:
-    consumer = FakeConsumer(KafkaException(RdKafkaError(RdKafkaError._TIMED_OUT)))
+    consumer: Any = FakeConsumer(KafkaException(RdKafkaError(RdKafkaError._TIMED_OUT)))
     with pytest.raises(KafkaError, match="committed offsets of 2 partition"):
         committed_offsets(consumer, parts(0, 1), timeout_s=0.05)
     assert consumer.lookups >= 1
 
 
 def test_subscribe_assigns_explicit_offsets_after_prepare_has_seen_them() -> None:
-    consumer = FakeConsumer({0: 3, 1: -1001})
+    consumer: Any = FakeConsumer({0: 3, 1: -1001})
     seen: list[dict[int, int]] = []
-    subscribe(consumer, ["t"], prepare=lambda c, ps: seen.append(offsets(ps)) or None)  # type: ignore[arg-type]
+    subscribe(consumer, ["t"], prepare=lambda c, ps: seen.append(offsets(ps)))  # type: ignore[arg-type]
     on_assign = consumer.callbacks["on_assign"]
     on_assign(consumer, parts(0, 1))  # type: ignore[operator]
     assert seen == [{0: 3, 1: OFFSET_BEGINNING}]
@@ -88,6 +90,6 @@ def test_subscribe_assigns_explicit_offsets_after_prepare_has_seen_them() -> Non
 
 
 def test_no_lookup_for_an_empty_assignment() -> None:
-    consumer = FakeConsumer(KafkaException(RdKafkaError(RdKafkaError._TIMED_OUT)))
+    consumer: Any = FakeConsumer(KafkaException(RdKafkaError(RdKafkaError._TIMED_OUT)))
     assert committed_offsets(consumer, []) == []
     assert consumer.lookups == 0

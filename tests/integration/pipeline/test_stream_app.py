@@ -42,7 +42,7 @@ def work_events(settings: Settings, timeout: float = 5) -> list[str]:
     while time.monotonic() < deadline:
         message = consumer.poll(0.5)
         if message is not None and message.error() is None:
-            keys.append(message.key().decode())
+            keys.append((message.key() or b"").decode())
     consumer.close()
     return keys
 
@@ -132,7 +132,8 @@ def router_lag_on_results(settings: Settings, timeout: float) -> dict[int, tuple
         while time.monotonic() < idle_until:
             message = tail.poll(0.2)
             if message is not None and message.error() is None:
-                needed[message.partition()] = max(needed.get(message.partition(), 0), message.offset() + 1)
+                partition, offset = message.partition() or 0, message.offset() or 0
+                needed[partition] = max(needed.get(partition, 0), offset + 1)
                 idle_until = time.monotonic() + 3
         deadline = time.monotonic() + timeout
         while True:

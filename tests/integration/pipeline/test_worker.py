@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from confluent_kafka import Message
 
 from billstream_core.kafka import ReliableProducer, make_consumer
 from billstream_core.settings import Settings
@@ -101,7 +102,7 @@ def test_bad_inputs_fail_with_their_codes_and_garbage_goes_to_dead_letter(pipeli
 
     dead = make_consumer(pipeline.kafka, f"dlq-{time.time()}")
     dead.subscribe([pipeline.topics.dead_letter])
-    letters = []
+    letters: list[Message] = []
     deadline = time.monotonic() + 30
     while len(letters) < 2 and time.monotonic() < deadline:
         message = dead.poll(0.5)
@@ -109,7 +110,7 @@ def test_bad_inputs_fail_with_their_codes_and_garbage_goes_to_dead_letter(pipeli
             letters.append(message)
     dead.close()
     assert sorted((m.key() or b"").decode() for m in letters) == ["", "GARBAGE-1"]
-    assert all(dict(m.headers())["reason"] for m in letters)
+    assert all(dict(m.headers() or [])["reason"] for m in letters)
 
 
 def test_kill_9_mid_batch_loses_and_duplicates_nothing(pipeline: Settings, tmp_path: Path) -> None:

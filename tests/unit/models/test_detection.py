@@ -1,3 +1,5 @@
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
@@ -16,13 +18,15 @@ def rect(x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
 
 def test_unclip_inverts_shrink() -> None:
     quad = rect(10, 20, 210, 50)
-    np.testing.assert_allclose(unclip(shrink(quad)), quad, atol=1e-3)
+    core = shrink(quad)
+    assert core is not None
+    np.testing.assert_allclose(unclip(core), quad, atol=1e-3)
     assert shrink(rect(0, 0, 5, 30)) is None  # too short to have a core
 
 
 def test_cores_of_adjacent_lines_do_not_touch() -> None:
     mask = core_mask((100, 300), [rect(10, 10, 290, 40), rect(10, 40, 290, 70)])
-    rows = mask.any(1)
+    rows = np.asarray(mask.any(1))
     assert rows[25] and rows[55] and not rows[40]
 
 
@@ -76,7 +80,7 @@ def test_matching_is_one_to_one() -> None:
 
 
 def test_a_new_calibration_is_a_new_model_version() -> None:
-    manifest = {"detector": {"sha256": "a" * 64, "postprocess": {"threshold": 0.3}},
+    manifest: dict[str, Any] = {"detector": {"sha256": "a" * 64, "postprocess": {"threshold": 0.3}},
                 "recognizer": {"sha256": "b" * 64, "input": {"height": 32}}}
     before = model_version(manifest)
     manifest["detector"]["postprocess"]["calibration"] = BoxCalibration(height=0.85).to_dict()

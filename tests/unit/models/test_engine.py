@@ -90,7 +90,8 @@ def test_several_pages_in_one_call_keep_their_own_lines(engine: OcrEngine) -> No
 
     pages = [cv2.imdecode(np.frombuffer(render_bill(lines), np.uint8), cv2.IMREAD_GRAYSCALE)
              for lines in (["TOTAL 1.00"], ["CASH 5.00", "CHANGE 4.00"], [])]
-    results = engine.read_pages(pages)
+    assert all(page is not None for page in pages)
+    results = engine.read_pages(pages)  # type: ignore[arg-type]
     assert [len(r.lines) for r in results] == [1, 2, 0]
     assert "CHANGE" in results[1].text.upper()
 

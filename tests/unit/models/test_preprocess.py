@@ -14,7 +14,9 @@ LINES = ["GOLDEN MART SDN BHD", "INVOICE NO: 80823-1", "SUBTOTAL 10.00 ROUNDING 
 
 @pytest.fixture(scope="module")
 def page() -> np.ndarray:
-    return cv2.imdecode(np.frombuffer(render_bill(LINES), np.uint8), cv2.IMREAD_GRAYSCALE)
+    page = cv2.imdecode(np.frombuffer(render_bill(LINES), np.uint8), cv2.IMREAD_GRAYSCALE)
+    assert page is not None
+    return page
 
 
 @pytest.mark.parametrize("angle", [-3.0, -1.0, 2.0, 4.0])

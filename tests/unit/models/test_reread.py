@@ -21,7 +21,11 @@ def test_only_doubtful_lines_are_read_again_and_the_most_confident_reading_wins(
 def test_an_inactive_config_reads_nothing_again() -> None:
     first = [("X", 0.1)]
     calls: list[int] = []
-    out = reread([np.zeros((32, 40), np.uint8)], first, lambda b: calls.append(1) or [], RereadConfig(), 1024)
+    def read_again(lines: list[np.ndarray]) -> list[tuple[str, float]]:
+        calls.append(1)
+        return []
+
+    out = reread([np.zeros((32, 40), np.uint8)], first, read_again, RereadConfig(), 1024)
     assert out == first and calls == []
     assert RereadConfig.from_dict({"below": 0.99, "stretch": [1.3]}) == RereadConfig(0.99, (1.3,))
 
