@@ -36,6 +36,7 @@ from confluent_kafka.admin import ConfigResource, ResourceType
 from bench.machine import describe
 from billstream_core.errors import BillstreamError, BrokerUnavailable, DecodeError
 from billstream_core.kafka import ensure_topics, make_admin, make_consumer, wait_for_broker
+from billstream_core.results_reader import ResultsReader
 from billstream_core.serde import codec
 from billstream_core.settings import Settings, load_settings, settings_env
 from billstream_core.storage import ObjectStore
@@ -125,31 +126,26 @@ class ResultWatcher:
         self.seen_ms: dict[str, tuple[float, int]] = {}  # wall clock when seen, the record's CreateTime
         self.engine_span: dict[str, tuple[int, float]] = {}  # result built at (epoch ms), its engine batch's ms
         self.prepare_ms: dict[str, tuple[float, float]] = {}  # the worker's fetch and decode of the image, ms
-        self.consumer = make_consumer(settings.kafka, f"bench-{uuid.uuid4().hex}", read_committed=True)
-        topic = settings.topics.results
-        partitions = self.consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        self.consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+        self.reader = ResultsReader(settings.kafka, settings.topics.results, group_prefix="bench")
         self._stop = threading.Event()
-        self._decoder = codec("BillResult")
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            message = self.consumer.poll(0.1)
-            key = message.key() if message is not None and message.error() is None else None
-            if key and message is not None and key.decode() not in self.seen:
-                self.seen[key.decode()] = time.monotonic()
-                self.seen_ms[key.decode()] = (time.time() * 1000, message.timestamp()[1])
-                try:
-                    result = self._decoder.decode(message.value() or b"")
-                except DecodeError:
-                    continue
-                timings = result["timings_ms"]
-                batch_ms = dict(message.headers() or []).get(ENGINE_BATCH_MS)
-                if batch_ms is not None:
-                    self.engine_span[key.decode()] = (result["completed_at_ms"], float(batch_ms))
-                    self.prepare_ms[key.decode()] = (timings.get("fetch_ms", 0.0), timings.get("decode_ms", 0.0))
+            found = self.reader.poll(0.1)
+            if found is None or not found.order_number or found.order_number in self.seen:
+                continue
+            order, message = found.order_number, found.message
+            self.seen[order] = time.monotonic()
+            self.seen_ms[order] = (time.time() * 1000, message.timestamp()[1])
+            if found.record is None:
+                continue
+            timings = found.record["timings_ms"]
+            batch_ms = dict(message.headers() or []).get(ENGINE_BATCH_MS)
+            if batch_ms is not None:
+                self.engine_span[order] = (found.record["completed_at_ms"], float(batch_ms))
+                self.prepare_ms[order] = (timings.get("fetch_ms", 0.0), timings.get("decode_ms", 0.0))
 
     def wait(self, orders: set[str], timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -161,7 +157,7 @@ class ResultWatcher:
     def close(self) -> None:
         self._stop.set()
         self.thread.join(5)
-        self.consumer.close()
+        self.reader.close()
 
 
 def record_times(settings: Settings, topic: str, orders: set[str]) -> dict[str, int]:

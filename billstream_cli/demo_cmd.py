@@ -8,15 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 
-from confluent_kafka import TopicPartition
-
 from billstream_cli.submit_cmd import format_result
-from billstream_core.kafka import make_consumer
-from billstream_core.serde import codec
+from billstream_core.results_reader import ResultsReader
 from billstream_core.settings import Settings
 from infra.components import ComponentProcesses, wait_ready
 from infra.stack import LocalStack
@@ -50,16 +46,10 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         _say(f"starting the stream app and {args.workers} workers (logs: {children.log_dir})", args.json)
         children.start("stream-app", "stream-app")
         for n in range(args.workers):
-            children.start(f"worker-{n + 1}", "worker", "--instance-id", f"demo-{n + 1}")
+            children.start(f"worker-{n + 1}", "worker")  # each takes its own slot of this host
         wait_ready(settings.stream.url, children, 120)
 
-        results = make_consumer(settings.kafka, f"billstream-demo-{os.getpid()}-{time.time_ns()}", read_committed=True)
-        metadata = results.list_topics(settings.topics.results, timeout=10).topics[settings.topics.results]
-        start = []
-        for partition in metadata.partitions:
-            _, high = results.get_watermark_offsets(TopicPartition(settings.topics.results, partition), timeout=10)
-            start.append(TopicPartition(settings.topics.results, partition, high))
-        results.assign(start)
+        results = ResultsReader(settings.kafka, settings.topics.results, start="end", group_prefix="billstream-demo")
 
         submitter = BillSubmitter(settings, source="demo")
         run_tag = int(time.time()) % 100000
@@ -74,17 +64,14 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         submitter.flush()
         _say(f"submitted {len(orders)} orders: {args.bills} sample bills, 1 repeat, 1 broken file", args.json)
 
-        decoder = codec("BillResult")
         seen: dict[str, list[dict]] = {}
         deadline = time.monotonic() + args.timeout
         while len(seen) < len(orders) and time.monotonic() < deadline:
             children.check()
-            message = results.poll(0.5)
-            if message is None or message.error():
+            result = results.poll(0.5)
+            if result is None or result.record is None or result.order_number not in orders:
                 continue
-            record = decoder.decode(message.value())
-            if record["order_number"] not in orders:
-                continue
+            record = result.record
             seen.setdefault(record["order_number"], []).append(record)
             if args.json:
                 print(json.dumps(record), flush=True)

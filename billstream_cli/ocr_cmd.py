@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from billstream_core.errors import BillstreamError
-from billstream_core.media import IMAGE_SUFFIXES
+from billstream_core.media import IMAGE_SUFFIXES, list_images
 from billstream_core.settings import Settings
 from models.manifest import BACKENDS, DECODERS
 
@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def _images(path: Path) -> list[Path]:
     if path.is_dir():
-        images = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        images = list_images(path)
         if not images:
             raise BillstreamError(f"no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in {path}")
         return images

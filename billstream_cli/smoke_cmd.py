@@ -11,9 +11,6 @@ import json
 import time
 import uuid
 
-import cv2
-import numpy as np
-
 from billstream_core.errors import BillstreamError
 from billstream_core.group import subscribe
 from billstream_core.kafka import make_consumer, wait_for_broker
@@ -21,6 +18,7 @@ from billstream_core.serde import codec
 from billstream_core.settings import Settings
 from billstream_core.storage import ObjectStore, sha256_hex
 from infra.stack import LocalStack
+from producers.samples import render_bill
 from producers.submit import BillSubmitter
 
 
@@ -32,22 +30,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser.set_defaults(run=run)
 
 
-def render_sample_bill(text_lines: list[str]) -> bytes:
-    height = 40 + 34 * len(text_lines)
-    page = np.full((height, 420), 255, np.uint8)
-    for row, line in enumerate(text_lines):
-        cv2.putText(page, line, (16, 40 + 34 * row), cv2.FONT_HERSHEY_SIMPLEX, 0.7, 0, 2, cv2.LINE_AA)
-    ok, encoded = cv2.imencode(".png", page)
-    if not ok:
-        raise BillstreamError("could not encode the sample bill")
-    return encoded.tobytes()
-
-
 def run(settings: Settings, args: argparse.Namespace) -> int:
     if not args.no_infra:
         LocalStack(settings).up()
     wait_for_broker(settings.kafka)
-    image = render_sample_bill(["BILLSTREAM MART", f"ORDER {uuid.uuid4().hex[:8].upper()}", "TOTAL 12.50"])
+    image = render_bill(["BILLSTREAM MART", f"ORDER {uuid.uuid4().hex[:8].upper()}", "TOTAL 12.50"])
     started = time.monotonic()
     submission = BillSubmitter(settings, source="smoke").submit(image, attributes={"purpose": "smoke"})
     consumer = make_consumer(settings.kafka, f"billstream-smoke-{uuid.uuid4().hex}")

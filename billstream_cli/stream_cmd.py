@@ -45,17 +45,14 @@ def expected_model_version(settings: Settings) -> str:
 
 def run_stream(settings: Settings, args: argparse.Namespace) -> int:
     from stream_app.app import build_app, faust_worker, internal_topics
+    from stream_app.layout import check_partition_layout
     from stream_app.router import ImageRouter
 
     wait_for_broker(settings.kafka)
     ensure_topics(settings.kafka, settings.topics.all() + internal_topics(settings),
                   replication_factor=settings.topics.replication_factor)
-    for name, expected in ((settings.topics.submitted, settings.topics.submitted_partitions),
-                           (settings.topics.results, settings.topics.results_partitions)):
-        actual = partition_count(settings.kafka, name)
-        if actual != expected:
-            raise BillstreamError(f"topic {name} has {actual} partitions but the settings say {expected}; "
-                                  "the stream app's tables are co-partitioned with it: make them agree")
+    check_partition_layout(settings, {name: partition_count(settings.kafka, name)
+                                      for name in (settings.topics.submitted, settings.topics.results)})
     version = expected_model_version(settings)
     router = ImageRouter(settings, model_version=version, instance_id=args.instance_id or socket.gethostname())
     failure: list[BaseException] = []

@@ -5,15 +5,10 @@ import argparse
 import json
 import sys
 import time
-import uuid
 from pathlib import Path
 
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, TopicPartition
-
 from billstream_core.errors import BillstreamError
-from billstream_core.group import subscribe
-from billstream_core.kafka import make_consumer, wait_for_broker
-from billstream_core.serde import codec
+from billstream_core.kafka import wait_for_broker
 from billstream_core.settings import Settings
 
 
@@ -106,48 +101,30 @@ def format_result(record: dict, *, lines: int = 3) -> str:
     return f"{record['order_number']}  {status:<28} {'cached' if record['cached'] else 'fresh ':<6} {timing:>7}  {head}"
 
 
-JOIN_TIMEOUT_S = 60.0
 IDLE_EXIT_S = 5.0
 
 
 def run_results(settings: Settings, args: argparse.Namespace) -> int:
+    from billstream_core.results_reader import ResultsReader
+
     wait_for_broker(settings.kafka)
-    decoder = codec("BillResult")
     start_at_end = args.follow and not args.from_beginning
-    consumer = make_consumer(settings.kafka, f"billstream-results-{uuid.uuid4().hex[:12]}", read_committed=True,
-                             extra={"auto.offset.reset": "latest" if start_at_end else "earliest"})
-    assigned_at: list[float] = []  # the idle clock starts once partitions are held, not at the group join
-
-    def announce(_: object, partitions: list[TopicPartition]) -> None:  # stderr: stdout stays records only
-        assigned_at.append(time.monotonic())
-        print(f"billstream results: reading {len(partitions)} partition(s) of {settings.topics.results} "
+    topic = settings.topics.results
+    with ResultsReader(settings.kafka, topic, start="end" if start_at_end else "beginning") as reader:
+        # stderr: stdout stays records only
+        print(f"billstream results: reading {reader.partitions} partition(s) of {topic} "
               f"from the {'end' if start_at_end else 'beginning'}", file=sys.stderr, flush=True)
-
-    subscribe(consumer, [settings.topics.results], prepare=announce,
-              reset=OFFSET_END if start_at_end else OFFSET_BEGINNING)
-    started = time.monotonic()
-    idle_since: float | None = None
-    try:
-        while True:
-            message = consumer.poll(0.5)
-            if not assigned_at and time.monotonic() - started > JOIN_TIMEOUT_S:
-                raise BillstreamError(f"no partition of {settings.topics.results} was assigned within "
-                                      f"{JOIN_TIMEOUT_S:.0f}s; is the broker healthy?")
-            if idle_since is None and assigned_at:
-                idle_since = assigned_at[0]
-            if message is None or message.error():
-                if not args.follow and idle_since is not None and time.monotonic() - idle_since >= IDLE_EXIT_S:
-                    break
-                continue
-            idle_since = time.monotonic()
-            try:
-                record = decoder.decode(message.value())
-            except BillstreamError as exc:
-                print(f"undecodable result at offset {message.offset()}: {exc}", file=sys.stderr)
-                continue
-            print(json.dumps(record) if args.json else format_result(record), flush=True)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        consumer.close()
+        idle_since = time.monotonic()
+        try:
+            while args.follow or time.monotonic() - idle_since < IDLE_EXIT_S:
+                result = reader.poll(0.5)
+                if result is None:
+                    continue
+                idle_since = time.monotonic()
+                if result.record is None:
+                    print(f"undecodable result at offset {result.message.offset()}: {result.error}", file=sys.stderr)
+                    continue
+                print(json.dumps(result.record) if args.json else format_result(result.record), flush=True)
+        except KeyboardInterrupt:
+            pass
     return 0

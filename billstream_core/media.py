@@ -1,6 +1,8 @@
 """Image format by magic bytes, never by file name or declared type."""
 from __future__ import annotations
 
+from pathlib import Path
+
 _SIGNATURES: tuple[tuple[bytes, int, str], ...] = (
     (b"\xff\xd8\xff", 0, "image/jpeg"),
     (b"\x89PNG\r\n\x1a\n", 0, "image/png"),
@@ -26,3 +28,9 @@ def sniff_content_type(data: bytes) -> str:
         if data[offset:offset + len(magic)] == magic:
             return media_type
     return "application/octet-stream"
+
+
+def list_images(directory: Path, *, recursive: bool = False) -> list[Path]:
+    """The image files of a directory, by suffix, sorted; with ``recursive``, of its tree too."""
+    found = directory.rglob("*") if recursive else directory.iterdir()
+    return sorted(p for p in found if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())

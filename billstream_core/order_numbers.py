@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import os
 import re
-import time
 
+from billstream_core.clock import now_ms as clock_ms
 from billstream_core.errors import BillstreamError
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: sortable as text
@@ -28,7 +28,7 @@ def _base32(value: int, length: int) -> str:
 
 def new_order_number(now_ms: int | None = None) -> str:
     """48-bit millisecond time + 80 random bits, ULID layout: unique and time-sortable."""
-    stamp = int(time.time() * 1000) if now_ms is None else now_ms
+    stamp = clock_ms() if now_ms is None else now_ms
     return _base32(stamp, 10) + _base32(int.from_bytes(os.urandom(10), "big"), 16)
 
 

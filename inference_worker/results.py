@@ -1,15 +1,12 @@
 """BillResult records: the one terminal answer of an order (RECOGNIZED or FAILED + code)."""
 from __future__ import annotations
 
-import time
 from typing import Any
+
+from billstream_core.clock import now_ms
 
 ERROR_CODES = frozenset({"OBJECT_NOT_FOUND", "EMPTY_OBJECT", "IMAGE_TOO_LARGE", "UNSUPPORTED_FORMAT", "CORRUPT_IMAGE",
                          "STORAGE_UNAVAILABLE", "UNDECODABLE_EVENT", "INTERNAL"})
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def recognized(order_number: str, sha256: str, lines: list[dict[str, Any]], page_text: str, *,
@@ -19,7 +16,7 @@ def recognized(order_number: str, sha256: str, lines: list[dict[str, Any]], page
         "order_number": order_number, "status": "RECOGNIZED", "error_code": None, "error_message": None,
         "image_sha256": sha256, "lines": lines, "page_text": page_text, "key_fields": {}, "warnings": warnings,
         "model_name": model_name, "model_version": model_version, "timings_ms": timings_ms, "cached": False,
-        "submitted_at_ms": submitted_at_ms, "completed_at_ms": _now_ms(),
+        "submitted_at_ms": submitted_at_ms, "completed_at_ms": now_ms(),
     }
 
 
@@ -32,5 +29,5 @@ def failed(order_number: str, code: str, message: str, *, sha256: str | None = N
         "order_number": order_number, "status": "FAILED", "error_code": code, "error_message": message[:1000],
         "image_sha256": sha256, "lines": [], "page_text": "", "key_fields": {}, "warnings": [],
         "model_name": model_name, "model_version": model_version, "timings_ms": timings_ms or {}, "cached": False,
-        "submitted_at_ms": submitted_at_ms, "completed_at_ms": _now_ms(),
+        "submitted_at_ms": submitted_at_ms, "completed_at_ms": now_ms(),
     }

@@ -20,32 +20,60 @@ def spawn_cli(args: list[str], log_path: Path, env: dict[str, str] | None = None
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, env=env)
 
 
+class ChildProcess:
+    """One ``billstream`` subcommand as a child process, logging to a file; stopped with
+    SIGTERM (a clean stop: the worker finishes its batch), then SIGKILL after a grace time."""
+
+    def __init__(self, args: list[str], log_path: Path, env: dict[str, str] | None = None) -> None:
+        self.log_path = log_path
+        self.process = spawn_cli(args, log_path, env)
+
+    def ask_to_stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+
+    def wait_stopped(self, timeout: float = 30) -> int:
+        """The exit code, after SIGKILL when the grace time ran out."""
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait(10)
+
+    def terminate(self, timeout: float = 30) -> int:
+        self.ask_to_stop()
+        return self.wait_stopped(timeout)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would; reaped."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(10)
+
+    close = kill
+
+
 class ComponentProcesses:
     """The processes started here; stopped in reverse order."""
 
     def __init__(self, log_dir: Path, env: dict[str, str] | None = None) -> None:
         self.log_dir = log_dir
         self.env = env
-        self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.procs: list[tuple[str, ChildProcess]] = []
 
     def start(self, name: str, *args: str) -> None:
-        self.procs.append((name, spawn_cli(list(args), self.log_dir / f"{name}.log", self.env)))
+        self.procs.append((name, ChildProcess(list(args), self.log_dir / f"{name}.log", self.env)))
 
     def check(self) -> None:
-        for name, proc in self.procs:
-            if proc.poll() is not None:
-                raise BillstreamError(f"{name} exited with code {proc.returncode}; see {self.log_dir / name}.log")
+        for name, child in self.procs:
+            if child.process.poll() is not None:
+                raise BillstreamError(f"{name} exited with code {child.process.returncode}; see {child.log_path}")
 
     def stop(self) -> None:
-        for _, proc in reversed(self.procs):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for _, proc in reversed(self.procs):
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        for _, child in reversed(self.procs):  # all at once: each finishes its own work in parallel
+            child.ask_to_stop()
+        for _, child in reversed(self.procs):
+            child.wait_stopped(30)
         self.procs.clear()
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from billstream_core.errors import BillstreamError, DeliveryError
-from billstream_core.media import IMAGE_SUFFIXES
+from billstream_core.media import list_images
 from billstream_core.order_numbers import new_order_number
 from billstream_core.storage import sha256_hex
 from producers.submit import BillSubmitter
@@ -23,7 +23,7 @@ from producers.submit import BillSubmitter
 def list_inputs(source: Path) -> list[Path]:
     """A directory (recursively, image suffixes) or a manifest file of one path per line."""
     if source.is_dir():
-        return sorted(p for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        return list_images(source, recursive=True)
     if source.is_file():
         base = source.parent
         paths = []

@@ -5,11 +5,11 @@ an event never points at bytes that are not there.
 """
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from billstream_core.clock import now_ms
 from billstream_core.errors import BillstreamError
 from billstream_core.kafka import ReliableProducer
 from billstream_core.media import sniff_content_type
@@ -75,7 +75,7 @@ class BillSubmitter:
         event = {
             "schema_version": self._codec.version,
             "order_number": staged.order_number,
-            "submitted_at_ms": int(time.time() * 1000),
+            "submitted_at_ms": now_ms(),
             "image": {"bucket": stored.bucket, "key": stored.key, "sha256": stored.sha256,
                       "size_bytes": stored.size_bytes, "content_type": stored.content_type},
             "source": self.source,

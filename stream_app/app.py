@@ -20,16 +20,13 @@ from typing import Any
 
 import faust
 
-from billstream_core.errors import BillstreamError, DecodeError
+from billstream_core.errors import DecodeError
 from billstream_core.serde import codec
 from billstream_core.settings import Settings, TopicSpec
+from stream_app.layout import check_partition_layout
 from stream_app.router import ImageRouter, router_topics
 
 log = logging.getLogger("billstream.stream")
-
-
-class PartitionLayoutError(BillstreamError):
-    code = "BAD_SETTINGS"
 
 
 def internal_topics(settings: Settings) -> list[TopicSpec]:
@@ -49,11 +46,8 @@ def faust_worker(app: faust.App, loglevel: str) -> faust.Worker:
 def build_app(settings: Settings, *, model_version: str, router: ImageRouter | None = None) -> faust.App:
     """The app; ``router`` (run beside it) contributes to ``/ready`` and ``/stats``."""
     topics, stream = settings.topics, settings.stream
+    check_partition_layout(settings)
     partitions = topics.submitted_partitions
-    if topics.results_partitions != partitions:
-        raise PartitionLayoutError(
-            f"the stream app keeps one orders table for {topics.submitted} and {topics.results}: they need the "
-            f"same partition count ({partitions} vs {topics.results_partitions})")
     datadir = Path(tempfile.gettempdir()) / "billstream-faust"
     datadir.mkdir(exist_ok=True)  # Faust makes only the last level
     app = faust.App(

@@ -5,8 +5,9 @@ No Faust here, so the rules are unit-testable on their own.
 from __future__ import annotations
 
 import base64
-import time
 from typing import Any
+
+from billstream_core.clock import now_ms as clock_ms
 
 # failures that say nothing about the image itself: never answered from cache
 TRANSIENT_CODES = frozenset({"STORAGE_UNAVAILABLE", "INTERNAL"})
@@ -19,18 +20,14 @@ def cacheable(result: dict[str, Any]) -> bool:
 def cached_copy(result: dict[str, Any], order_number: str, submitted_at_ms: int | None) -> dict[str, Any]:
     """The recognised image's result, answered for another order that sent the same bytes."""
     return result | {"order_number": order_number, "cached": True, "submitted_at_ms": submitted_at_ms,
-                     "completed_at_ms": int(time.time() * 1000)}
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
+                     "completed_at_ms": clock_ms()}
 
 
 def new_entry(lead: str, model_version: str, *, now_ms: int | None = None) -> dict[str, Any]:
     """An image's index entry. ``answered`` maps each order the image hop has led, queued or
     answered to when (epoch ms): its dedupe of an order number sent again."""
     return {"state": "inflight", "model_version": model_version, "lead": lead, "waiters": [],
-            "answered": {lead: _now_ms() if now_ms is None else now_ms}, "result": None}
+            "answered": {lead: clock_ms() if now_ms is None else now_ms}, "result": None}
 
 
 def answered_orders(entry: dict[str, Any], now_ms: int | None = None) -> dict[str, int]:
@@ -39,7 +36,7 @@ def answered_orders(entry: dict[str, Any], now_ms: int | None = None) -> dict[st
     answered = entry["answered"]
     if isinstance(answered, dict):
         return answered
-    at = _now_ms() if now_ms is None else now_ms
+    at = clock_ms() if now_ms is None else now_ms
     return dict.fromkeys(answered, at)
 
 
@@ -47,7 +44,7 @@ def mark_answered(entry: dict[str, Any], orders: list[str], *, memory_ms: int, n
     """Add ``orders`` and drop those answered longer than ``memory_ms`` ago: the first hop
     forgets an order number as long after (the orders changelog's retention), so a hot
     image's entry holds one window of orders, not every order that ever sent it."""
-    now = _now_ms() if now_ms is None else now_ms
+    now = clock_ms() if now_ms is None else now_ms
     kept = {order: at for order, at in answered_orders(entry, now).items() if at >= now - memory_ms}
     entry["answered"] = kept | dict.fromkeys(orders, now)
 
@@ -82,7 +79,7 @@ def first_hop(known: dict[str, Any] | None, sha256: str, model_version: str, rec
 def remember_order(known: dict[str, Any] | None, sha256: str, model_version: str, *, answered: bool,
                    now_ms: int | None = None) -> dict[str, Any]:
     """``known`` with this image added (a new dict: the original may be the committed state)."""
-    at = int(time.time() * 1000) if now_ms is None else now_ms
+    at = clock_ms() if now_ms is None else now_ms
     return dict(known or {}) | {sha256: {"model_version": model_version, "answered": answered, "at": at}}
 
 

@@ -38,6 +38,7 @@ from typing import Any, NamedTuple
 
 from confluent_kafka import Consumer, Message, TopicPartition
 
+from billstream_core.clock import now_ms
 from billstream_core.errors import DecodeError, KafkaError
 from billstream_core.group import subscribe
 from billstream_core.kafka import (
@@ -150,7 +151,7 @@ class ImageRouter:
 
     def _forget_old_orders(self) -> None:
         """Drop the orders the orders changelog's retention has dropped (or soon will)."""
-        cutoff = int(time.time() * 1000) - self.settings.stream.order_memory_ms
+        cutoff = now_ms() - self.settings.stream.order_memory_ms
         forgotten = sum(records.forget_orders_before(orders, cutoff) for orders in self.orders.values())
         if forgotten:
             log.info("forgot %d orders older than %.0f days", forgotten, self.settings.stream.order_memory_days)

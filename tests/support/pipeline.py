@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -13,12 +11,10 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, TopicPartition
-
-from billstream_core.kafka import ensure_topics, make_consumer, partition_count
-from billstream_core.serde import codec
+from billstream_core.kafka import ensure_topics
+from billstream_core.results_reader import ResultsReader
 from billstream_core.settings import Settings, load_settings, settings_env
-from infra.components import spawn_cli
+from infra.components import ChildProcess
 from tests.support.trail import log_tails, order_trail
 
 
@@ -45,31 +41,12 @@ def _storage(base: Settings) -> dict[str, Any]:
     return data
 
 
-class ServiceProcess:
-    """A `billstream` subcommand as a child process, logging to a file."""
+class ServiceProcess(ChildProcess):
+    """A `billstream` subcommand on ``settings`` (passed in its environment)."""
 
     def __init__(self, settings: Settings, name: str, log_dir: Path, args: list[str],
                  env: dict[str, str] | None = None) -> None:
-        self.log_path = log_dir / f"{name}.log"
-        self.process = spawn_cli(args, self.log_path, {**os.environ, **settings_env(settings), **(env or {})})
-
-    def terminate(self, timeout: float = 30) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                return self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-        return self.process.wait(10)
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
+        super().__init__(args, log_dir / f"{name}.log", {**os.environ, **settings_env(settings), **(env or {})})
 
 
 class WorkerProcess(ServiceProcess):
@@ -85,29 +62,20 @@ class WorkerProcess(ServiceProcess):
 def collect_results(settings: Settings, expected: set[str], *, timeout: float = 180.0, settle: float = 3.0,
                     topic: str | None = None) -> dict[str, list[dict[str, Any]]]:
     """Every result record (read_committed) by order number, until all expected orders have
-    one and nothing new arrived for ``settle`` seconds, or the timeout.
-
-    The partitions are assigned, not subscribed: a group join, and its offset lookups on a
-    broker that started a moment ago, are not what these tests are about."""
-    decoder = codec("BillResult")
-    name = topic or settings.topics.results
-    consumer = make_consumer(settings.kafka, f"reader-{uuid.uuid4().hex}", read_committed=True)
-    consumer.assign([TopicPartition(name, p, OFFSET_BEGINNING) for p in range(partition_count(settings.kafka, name, 30))])
+    one and nothing new arrived for ``settle`` seconds, or the timeout."""
     found: dict[str, list[dict[str, Any]]] = defaultdict(list)
     deadline = time.monotonic() + timeout
     last_new = time.monotonic()
-    try:
+    with ResultsReader(settings.kafka, topic or settings.topics.results, group_prefix="reader") as reader:
         while time.monotonic() < deadline:
-            message = consumer.poll(0.5)
-            if message is not None and message.error() is None:
-                record = decoder.decode(message.value())
-                assert record["order_number"] == (message.key() or b"").decode()
-                found[record["order_number"]].append(record)
+            result = reader.poll(0.5)
+            if result is not None:
+                assert result.record is not None, result.error
+                assert result.record["order_number"] == result.order_number
+                found[result.order_number].append(result.record)
                 last_new = time.monotonic()
             elif expected <= found.keys() and time.monotonic() - last_new > settle:
                 break
-    finally:
-        consumer.close()
     return dict(found)
 
 
