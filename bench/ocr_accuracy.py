@@ -1,5 +1,5 @@
 """Accuracy and speed of our engine beside RapidOCR and Tesseract, on the same receipts and
-the same CPU threads, in one run (DESIGN.md §5 metrics).
+the same CPU threads, in one run (the metrics of docs/benchmarks.md).
 
     python -m bench.ocr_accuracy [--split ../shared/data/receipts-dev] [--fold val] [--threads 2]
         [--systems billstream,rapidocr,tesseract] [--weights-dir DIR ...] [--json]

@@ -87,7 +87,9 @@ class _Batch:
 
 
 class InferenceWorker:
-    def __init__(self, settings: Settings, handler: BillHandler, *, instance_id: str) -> None:
+    def __init__(self, settings: Settings, handler: BillHandler, *, instance_id: str,
+                 consumer: Consumer | None = None, producer: ReliableProducer | None = None) -> None:
+        """``consumer`` and ``producer``: stand-ins for unit tests of the loop's decisions."""
         self.settings = settings
         self.handler = handler
         self.instance_id = instance_id
@@ -95,16 +97,16 @@ class InferenceWorker:
         self.stats = WorkerStats()
         self._stop = threading.Event()
         worker = settings.worker
-        self.consumer = make_consumer(settings.kafka, worker.group_id, read_committed=True, extra={
+        self.consumer = consumer or make_consumer(settings.kafka, worker.group_id, read_committed=True, extra={
             "group.instance.id": instance_id,
             "max.poll.interval.ms": worker.max_poll_interval_ms,
             "session.timeout.ms": min(15_000, worker.max_poll_interval_ms),
             "enable.partition.eof": False,
             "fetch.wait.max.ms": RESUME_FETCH_WAIT_MS,
         })
-        self.producer = ReliableProducer(settings.kafka, transactional_id=transactional_id(settings, instance_id), extra={
-            "transaction.timeout.ms": worker.transaction_timeout_ms,
-        })
+        self.producer = producer or ReliableProducer(
+            settings.kafka, transactional_id=transactional_id(settings, instance_id),
+            extra={"transaction.timeout.ms": worker.transaction_timeout_ms})
         self._submitted = codec("BillSubmitted")
         self._result = codec("BillResult")
         # messages a poll handed over while the engine ran; they open the next batch

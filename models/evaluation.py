@@ -1,4 +1,4 @@
-"""Measure an OCR reader on receipts with ground truth, the way DESIGN.md §5 defines it.
+"""Measure an OCR reader on receipts with ground truth, as docs/benchmarks.md defines the measures.
 
 Any reader fits: it turns image bytes into (text, quad) lines and may read GT line crops.
 The engine, RapidOCR and Tesseract are measured by this same code, side by side.

@@ -1,4 +1,4 @@
-"""The quality metrics of DESIGN.md §5, accumulated per page or per line."""
+"""The quality metrics of docs/benchmarks.md, accumulated per page or per line."""
 from __future__ import annotations
 
 from collections import Counter

@@ -11,73 +11,10 @@ from billstream_core.serde import codec
 from billstream_core.settings import Settings, load_settings
 from inference_worker import results
 from stream_app.router import KIND, RESULT, SUBMITTED, ImageRouter
+from tests.support.fakes import FakeConsumer, FakeMessage, FakeTransactions
 
 VERSION = "aaaa.bbbb.cccc.dddd+onnx-int8.beam"
 PARTITIONS = 4
-
-
-class FakeMessage:
-    def __init__(self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes,
-                 headers: list[tuple[str, bytes]] | None = None) -> None:
-        self._fields = topic, partition, offset, key, value, headers
-
-    def topic(self) -> str:
-        return self._fields[0]
-
-    def partition(self) -> int:
-        return self._fields[1]
-
-    def offset(self) -> int:
-        return self._fields[2]
-
-    def key(self) -> bytes | None:
-        return self._fields[3]
-
-    def value(self) -> bytes:
-        return self._fields[4]
-
-    def headers(self) -> list[tuple[str, bytes]] | None:
-        return self._fields[5]
-
-    def error(self) -> None:
-        return None
-
-
-class FakeTransactions:
-    """The transactional producer's calls, recording what each committed transaction wrote."""
-
-    def __init__(self) -> None:
-        self.open: list[tuple[str, bytes | None, Any, int | None]] | None = None
-        self.committed: list[list[tuple[str, bytes | None, Any, int | None]]] = []
-        self.offsets: list[list[Any]] = []
-
-    @property
-    def raw(self) -> FakeTransactions:
-        return self
-
-    def begin_transaction(self) -> None:
-        self.open = []
-
-    def produce(self, topic: str, value: bytes | None, key: Any = None, headers: Any = None,
-                partition: int | None = None) -> None:
-        assert self.open is not None, "produce outside a transaction"
-        self.open.append((topic, value, key, partition))
-
-    def send_offsets_to_transaction(self, offsets: list[Any], metadata: Any, timeout: float) -> None:
-        self.offsets.append(offsets)
-
-    def commit_transaction(self, timeout: float) -> None:
-        assert self.open is not None
-        self.committed.append(self.open)
-        self.open = None
-
-
-class FakeConsumer:
-    def consumer_group_metadata(self) -> object:
-        return object()
-
-    def assignment(self) -> list[Any]:
-        return []
 
 
 @pytest.fixture

@@ -1,0 +1,81 @@
+"""The worker loop's decisions with in-memory stand-ins for Kafka: what a batch commits,
+what an undecodable event becomes, and what an aborted commit leaves behind."""
+from __future__ import annotations
+
+from concurrent.futures import Future
+from typing import Any
+
+from confluent_kafka import TopicPartition
+
+from billstream_core.serde import codec
+from billstream_core.settings import Settings, load_settings
+from inference_worker import results
+from inference_worker.handler import EngineBatch
+from inference_worker.loop import ENGINE_BATCH_MS, ENGINE_BATCH_PAGES, InferenceWorker, _Batch
+from tests.support.fakes import FakeConsumer, FakeMessage, FakeTransactions
+
+ORDER = "01KBTM3Q4W9X2E7H5J8N6R0S1V"
+
+
+class NoHandler:
+    """The loop's handler is not reached by these decisions; its engine names the results."""
+
+    class engine:  # noqa: N801 - stands in for an attribute holding an engine
+        name, version = "fake-ocr", "v-test"
+
+
+def settings() -> Settings:
+    return load_settings(topics={"work": "w", "results": "r", "dead_letter": "dlq"})
+
+
+def worker(producer: FakeTransactions, consumer: FakeConsumer | None = None) -> InferenceWorker:
+    return InferenceWorker(settings(), NoHandler(), instance_id="unit",  # type: ignore[arg-type]
+                           consumer=consumer or FakeConsumer(), producer=producer)  # type: ignore[arg-type]
+
+
+def engine_done(records: list[dict[str, Any]]) -> Future[EngineBatch]:
+    future: Future[EngineBatch] = Future()
+    future.set_result(EngineBatch(records, len(records), 12.5))
+    return future
+
+
+def recognized(order: str) -> dict[str, Any]:
+    return results.recognized(order, "ab" * 32, [], "TOTAL", model_name="fake-ocr", model_version="v-test",
+                              timings_ms={}, warnings=[], submitted_at_ms=1)
+
+
+def test_an_undecodable_event_is_dead_lettered_and_its_order_still_gets_a_result() -> None:
+    loop = worker(FakeTransactions())
+    good_key = FakeMessage("w", 0, 7, ORDER.encode(), b"not avro")
+    no_key = FakeMessage("w", 0, 8, b"??", b"\xc3\x01garbage")
+    events, failures, dead = loop._decode([good_key, no_key])  # type: ignore[list-item]
+    assert events == []
+    assert [(f["order_number"], f["error_code"]) for f in failures] == [(ORDER, "UNDECODABLE_EVENT")]
+    assert [m.offset() for m, _ in dead] == [7, 8] and all(reason for _, reason in dead)
+
+
+def test_a_batch_commits_its_results_dead_letters_and_next_offsets_in_one_transaction() -> None:
+    producer = FakeTransactions()
+    loop = worker(producer)
+    messages: list[Any] = [FakeMessage("w", 1, 40, ORDER.encode(), b"x"), FakeMessage("w", 1, 41, b"B", b"y")]
+    batch = _Batch(messages, dead=[(messages[1], "undecodable")], engine=engine_done([recognized(ORDER)]))
+    assert loop._commit(batch, loop._outputs(batch)) is True
+    (written,) = producer.committed
+    assert [(topic, key) for topic, _, key, _ in written] == [("r", ORDER), ("dlq", b"B")]
+    assert codec("BillResult").decode(written[0][1])["order_number"] == ORDER
+    assert producer.headers[0] == {ENGINE_BATCH_PAGES: "1", ENGINE_BATCH_MS: "12.50"}
+    (offsets,) = producer.offsets
+    assert [(tp.topic, tp.partition, tp.offset) for tp in offsets] == [("w", 1, 42)]  # the *next* offset
+    assert (loop.stats.batches, loop.stats.results, loop.stats.dead_letters) == (1, 1, 1)
+
+
+def test_an_aborted_commit_leaves_nothing_and_rewinds_to_the_committed_offsets() -> None:
+    producer = FakeTransactions(fail_commits=1)
+    consumer = FakeConsumer(assigned=[TopicPartition("w", 1)], committed={("w", 1): 40})
+    loop = worker(producer, consumer)
+    messages: list[Any] = [FakeMessage("w", 1, 40, ORDER.encode(), b"x")]
+    batch = _Batch(messages, engine=engine_done([recognized(ORDER)]))
+    assert loop._commit(batch, loop._outputs(batch)) is False
+    assert producer.committed == [] and producer.aborted == 1
+    assert [(tp.topic, tp.partition, tp.offset) for tp in consumer.seeks] == [("w", 1, 40)]  # the batch comes again
+    assert (loop.stats.aborts, loop.stats.results) == (1, 0)
