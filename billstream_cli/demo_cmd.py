@@ -11,7 +11,7 @@ import json
 import sys
 import time
 
-from billstream_cli.submit_cmd import format_result
+from billstream_cli.formatting import format_result
 from billstream_core.results_reader import ResultsReader
 from billstream_core.settings import Settings
 from infra.components import ComponentProcesses, wait_ready

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from billstream_cli.formatting import format_fields
 from billstream_core.errors import BillstreamError
 from billstream_core.media import IMAGE_SUFFIXES, list_images
 from billstream_core.settings import Settings
@@ -59,7 +60,9 @@ def run_ocr(settings: Settings, args: argparse.Namespace) -> int:
             try:
                 result = engine.read_image_bytes(image.read_bytes(), settings.limits)
                 record |= {"lines": [{"text": line.text, "confidence": round(line.confidence, 4), "box": line.box()}
-                                     for line in result.lines], "warnings": result.warnings}
+                                     for line in result.lines],
+                           "key_fields": {name: found.to_dict() for name, found in result.fields.items()},
+                           "warnings": result.warnings}
             except ImageRejected as exc:
                 failed += 1
                 record |= {"error_code": exc.code, "error": str(exc), "lines": []}
@@ -75,6 +78,8 @@ def run_ocr(settings: Settings, args: argparse.Namespace) -> int:
             elif not out:
                 print(f"== {image.name} ({record['seconds']:.2f}s)")
                 print(record.get("error") or "\n".join(line["text"] for line in record["lines"]))
+                if record.get("key_fields"):
+                    print(format_fields({k: v["text"] for k, v in record["key_fields"].items()}))
     finally:
         if out:
             out.close()

@@ -88,7 +88,7 @@ def run_get(settings: Settings, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(body))
     elif status == 200:
-        from billstream_cli.submit_cmd import format_result
+        from billstream_cli.formatting import format_result
 
         print(format_result(body, lines=50))
     else:

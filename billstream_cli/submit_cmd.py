@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from billstream_cli.formatting import format_result
 from billstream_core.errors import BillstreamError
 from billstream_core.kafka import wait_for_broker
 from billstream_core.settings import Settings
@@ -91,14 +92,6 @@ def run_backfill(settings: Settings, args: argparse.Namespace) -> int:
         for path, error in list(report.failed.items())[:20]:
             print(f"  failed {path}: {error}")
     return 1 if report.failed else 0
-
-
-def format_result(record: dict, *, lines: int = 3) -> str:
-    head = " | ".join(line["text"] for line in record["lines"][:lines])
-    status = record["status"] + (f" {record['error_code']}" if record["error_code"] else "")
-    seconds = (record["completed_at_ms"] - record["submitted_at_ms"]) / 1000 if record.get("submitted_at_ms") else None
-    timing = f"{seconds:.2f}s" if seconds is not None else "-"
-    return f"{record['order_number']}  {status:<28} {'cached' if record['cached'] else 'fresh ':<6} {timing:>7}  {head}"
 
 
 IDLE_EXIT_S = 5.0

@@ -98,7 +98,7 @@ class BillHandler:
                     p.error, p.image = ("INTERNAL", f"engine failed: {exc.__class__.__name__}: {exc}"), None
         by_id = {id(p): page for p, page in zip(ready, pages)}
         batch_ms = (time.perf_counter() - started) * 1000
-        common = {"model_name": self.engine.name, "model_version": self.engine.version}
+        common: dict[str, Any] = {"model_name": self.engine.name, "model_version": self.engine.version}
         out = []
         for p in prepared:
             event = p.event
@@ -109,21 +109,24 @@ class BillHandler:
                                           **common))
                 continue
             page = by_id[id(p)]
-            lines = [{"text": line.text, "confidence": float(line.confidence), "box": line.box()} for line in page.lines]
+            lines = [{"text": line.text, "confidence": float(line.confidence), "box": line.box(), "page": 0}
+                     for line in page.lines]
+            details = [{"name": name} | found.to_dict() for name, found in page.fields.items()]
             out.append(results.recognized(
                 event["order_number"], event["image"]["sha256"], lines, page.text,
-                timings_ms=stage_timings(p, page.timings_ms),
+                timings_ms=stage_timings(p, page.timings_ms), key_fields=details,
                 warnings=(p.image.warnings if p.image else []), submitted_at_ms=event.get("submitted_at_ms"), **common))
         return EngineBatch(out, len(pages), batch_ms)
 
 
 def stage_timings(bill: PreparedBill, engine_ms: dict[str, float] | None = None) -> dict[str, float]:
-    """The stages the result schema names. fetch, decode and detect are this bill's own;
-    recognize is apportioned (its lines' share of the batch's recognition); total is the sum.
+    """The stages the result schema names. fetch, decode, detect and fields are this bill's
+    own; recognize is apportioned (its lines' share of the batch's recognition); total is the sum.
     A bill that failed carries the stages it reached."""
     stages = {"fetch_ms": bill.fetch_ms, "decode_ms": bill.decode_ms}
     if engine_ms is not None:
         stages["detect_ms"] = engine_ms.get("preprocess_ms", 0.0) + engine_ms.get("detect_ms", 0.0)
         stages["recognize_ms"] = engine_ms.get("recognize_ms", 0.0)
+        stages["fields_ms"] = engine_ms.get("fields_ms", 0.0)
     stages["total_ms"] = sum(stages.values())
     return {name: round(ms, 2) for name, ms in stages.items()}

@@ -5,16 +5,17 @@ The engine, RapidOCR and Tesseract are measured by this same code, side by side.
 """
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from models.detection.postprocess import DetectedLine, reading_order
 from models.intake import decode_image
 from models.preprocess import crop_quad
-from models.training.metrics import LineAccuracy, PageMetrics
+from models.training.metrics import KeyFieldMetrics, LineAccuracy, PageMetrics
 from models.training.receipts import Receipt
 
 
@@ -35,12 +36,19 @@ def ordered_text(lines: Iterable[tuple[str, np.ndarray]]) -> str:
 
 def evaluate(reader: Reader, receipts: list[Receipt], *, crop_margin: float = 0.08, line_crops: bool = True,
              progress: Callable[[int, int], None] | None = None) -> dict[str, float]:
-    pages, lines = PageMetrics(), LineAccuracy()
+    pages, lines, fields = PageMetrics(), LineAccuracy(), KeyFieldMetrics()
     for n, receipt in enumerate(receipts, 1):
         data = receipt.image_path.read_bytes()
         started = time.perf_counter()
-        predicted = reader.read_page(data)
+        found: dict[str, str] | None = None
+        if isinstance(reader, FieldReader):  # the key fields come with the same reading
+            predicted, found = reader.read_page_fields(data)
+        else:
+            predicted = reader.read_page(data)
         seconds = time.perf_counter() - started
+        truth_fields = receipt.image_path.with_suffix(".json")
+        if found is not None and truth_fields.exists():
+            fields.add(found, {k: str(v or "") for k, v in json.loads(truth_fields.read_text()).items()})
         truth = [(line.text, line.quad) for line in receipt.lines]
         pages.add([t for t, _ in predicted], [t for t, _ in truth], ordered_text(predicted), ordered_text(truth), seconds)
         if line_crops:
@@ -52,7 +60,14 @@ def evaluate(reader: Reader, receipts: list[Receipt], *, crop_margin: float = 0.
                 lines.add(text, line.text)
         if progress:
             progress(n, len(receipts))
-    return pages.summary() | (lines.summary() if line_crops else {})
+    return pages.summary() | (lines.summary() if line_crops else {}) | (fields.summary() if fields.counts else {})
+
+
+@runtime_checkable
+class FieldReader(Protocol):
+    """A reader that also finds the key fields (printed text by field name)."""
+
+    def read_page_fields(self, data: bytes) -> tuple[list[tuple[str, np.ndarray]], dict[str, str]]: ...
 
 
 class EngineReader:
@@ -63,7 +78,11 @@ class EngineReader:
         self.name = f"billstream {engine.version} ({engine.options.backend}, {engine.options.decoder})"
 
     def read_page(self, data: bytes) -> list[tuple[str, np.ndarray]]:
-        return [(line.text, line.quad) for line in self.engine.read_image_bytes(data).lines]
+        return self.read_page_fields(data)[0]
+
+    def read_page_fields(self, data: bytes) -> tuple[list[tuple[str, np.ndarray]], dict[str, str]]:
+        page = self.engine.read_image_bytes(data)
+        return [(line.text, line.quad) for line in page.lines], {k: f.text for k, f in page.fields.items()}
 
     def read_crops(self, crops: list[np.ndarray]) -> list[str]:
         return [text for text, _ in self.engine.recognize(crops)]

@@ -63,6 +63,8 @@ def model_version(manifest: dict[str, Any], profile: str | None = None) -> str:
         version = f"{manifest['detector']['sha256'][:8]}.{manifest['recognizer']['sha256'][:8]}"
         if "language_model" in manifest:
             version += f".{manifest['language_model']['sha256'][:8]}"
+        if "fields" in manifest:  # the key-field model: its answers are part of the result too
+            version += f".{manifest['fields']['sha256'][:8]}"
         settings = {"postprocess": manifest["detector"].get("postprocess", {}),
                     "input": manifest["recognizer"].get("input", {}),
                     "reread": manifest["recognizer"].get("reread", {}),

@@ -11,6 +11,7 @@ from typing import Any
 from torch import nn
 
 from models.detection.net import DetectorConfig, build_detector
+from models.fields.extractor import KeyFieldExtractor
 from models.manifest import WEIGHTS_DIR, WeightsError, read_manifest
 from models.recognition.char_lm import CharNgramLM
 from models.recognition.charset import Charset
@@ -64,3 +65,21 @@ def load_language_model(manifest: dict[str, Any], weights_dir: Path = WEIGHTS_DI
     except (OSError, ValueError, KeyError) as exc:
         raise WeightsError(f"language model {path.name} cannot be read: {exc}") from exc
     return lm, BeamConfig(**entry.get("decoder", {}))
+
+
+def load_field_extractor(manifest: dict[str, Any], weights_dir: Path = WEIGHTS_DIR) -> KeyFieldExtractor:
+    """The key-field extractor with its sha256-checked line classifier; rules alone when the
+    manifest ships none."""
+    entry = manifest.get("fields")
+    if entry is None:
+        return KeyFieldExtractor(None)
+    path = weights_dir / entry["file"]
+    if not path.exists():
+        raise WeightsError(f"key-field model {path} is missing")
+    if file_sha256(path) != entry["sha256"]:
+        raise WeightsError(f"key-field model {path.name} does not match the sha256 in the manifest "
+                           f"(corrupt or replaced): expected {entry['sha256'][:12]}…")
+    try:
+        return KeyFieldExtractor.load(path, float(entry.get("threshold", 0.5)))
+    except (OSError, ValueError) as exc:
+        raise WeightsError(f"key-field model {path.name} cannot be read: {exc}") from exc

@@ -20,6 +20,7 @@ from models.detection.postprocess import BoxCalibration, DetectedLine, boxes_fro
 from models.engine.cpu_slot import CpuSlot, default_slot_path
 from models.engine.reread import RereadConfig, reread
 from models.engine.runners import OnnxRunner, Runner, TorchRunner
+from models.fields.extractor import KeyField, KeyFieldExtractor
 from models.intake import decode_image
 from models.manifest import (
     BACKENDS,
@@ -31,7 +32,7 @@ from models.manifest import (
     resolve_serving,
     serving_profile,
 )
-from models.networks import load_language_model, load_networks
+from models.networks import load_field_extractor, load_language_model, load_networks
 from models.preprocess import (
     PreprocessConfig,
     batch_by_width,
@@ -60,6 +61,7 @@ class PageResult:
     lines: list[RecognizedLine]
     timings_ms: dict[str, float]
     warnings: list[str] = field(default_factory=list)
+    fields: dict[str, KeyField] = field(default_factory=dict)  # company, date, address, total where found
 
     @property
     def text(self) -> str:
@@ -104,7 +106,8 @@ class OcrEngine:
                  options: EngineOptions = EngineOptions(),
                  language_model: tuple[CharNgramLM, BeamConfig] | None = None,
                  box_calibration: BoxCalibration = BoxCalibration(),
-                 reread_config: RereadConfig = RereadConfig()) -> None:
+                 reread_config: RereadConfig = RereadConfig(),
+                 fields: KeyFieldExtractor | None = None) -> None:
         self.detector = detector
         self.detector_config = detector_config
         self.recognizer = recognizer
@@ -115,6 +118,7 @@ class OcrEngine:
         self.max_line_width = max_line_width
         self.options = options
         self.box_calibration = box_calibration
+        self.fields = fields or KeyFieldExtractor(None)
         self.reread_config = reread_config if options.reread else RereadConfig()
         if options.decoder not in DECODERS:
             raise WeightsError(f"unknown decoder {options.decoder!r}; one of {', '.join(DECODERS)}")
@@ -155,7 +159,8 @@ class OcrEngine:
                    box_calibration=BoxCalibration.from_dict(
                        networks.manifest["detector"].get("postprocess", {}).get("calibration")),
                    reread_config=RereadConfig.from_dict(networks.manifest["recognizer"].get("reread"),
-                                                       decoder="beam" if language_model is not None else "greedy"))
+                                                       decoder="beam" if language_model is not None else "greedy"),
+                   fields=load_field_extractor(networks.manifest, weights_dir))
 
     # -- stages ---------------------------------------------------------------------------
 
@@ -213,14 +218,17 @@ class OcrEngine:
         texts = self.recognize(crops) if crops else []
         per_line_ms = (time.perf_counter() - t0) * 1000 / max(len(crops), 1)
         results, cursor = [], 0
-        for found, timing in zip(detections, timings):
+        for gray, found, timing in zip(prepared, detections, timings):
             lines = []
             for line, (text, confidence) in zip(found, texts[cursor:cursor + len(found)]):
                 if text.strip() and confidence >= self.options.min_confidence:
                     lines.append(RecognizedLine(text, confidence, line.quad))
             cursor += len(found)
             timing["recognize_ms"] = per_line_ms * len(found)
-            results.append(PageResult(lines, {k: round(v, 2) for k, v in timing.items()}))
+            t0 = time.perf_counter()
+            fields = self.fields.extract([(line.text, line.quad) for line in lines], (gray.shape[1], gray.shape[0]))
+            timing["fields_ms"] = (time.perf_counter() - t0) * 1000
+            results.append(PageResult(lines, {k: round(v, 2) for k, v in timing.items()}, fields=fields))
         return results
 
     def read_image_bytes(self, data: bytes, limits: LimitSettings = LimitSettings()) -> PageResult:

@@ -85,3 +85,38 @@ class PageMetrics:
             out |= {"seconds_mean": sum(ordered) / len(ordered), "seconds_p50": ordered[len(ordered) // 2],
                     "seconds_p95": ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]}
         return out
+
+
+def field_key(text: str) -> str:
+    """The key-field comparison form: upper case, whitespace collapsed, ends stripped."""
+    return collapse(text.upper()).strip()
+
+
+@dataclass
+class KeyFieldMetrics:
+    """SROIE task-3 scores: per receipt and field, correct when the compared forms are equal;
+    precision over non-empty predictions, recall over non-empty truths; micro and per field."""
+
+    counts: dict[str, list[int]] = field(default_factory=dict)  # field -> [correct, predicted, truth]
+
+    def add(self, predicted: dict[str, str], truth: dict[str, str]) -> None:
+        for name in set(predicted) | set(truth):
+            guess, gold = field_key(predicted.get(name, "")), field_key(truth.get(name, ""))
+            count = self.counts.setdefault(name, [0, 0, 0])
+            count[0] += bool(guess) and guess == gold
+            count[1] += bool(guess)
+            count[2] += bool(gold)
+
+    @staticmethod
+    def _scores(correct: int, predicted: int, truth: int) -> dict[str, float]:
+        precision = correct / predicted if predicted else 0.0
+        recall = correct / truth if truth else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        return {"precision": precision, "recall": recall, "f1": f1}
+
+    def summary(self) -> dict[str, float]:
+        total = [sum(c[k] for c in self.counts.values()) for k in range(3)]
+        out = {f"key_{k}": round(v, 4) for k, v in self._scores(*total).items()}
+        for name, count in sorted(self.counts.items()):
+            out[f"key_{name}_f1"] = round(self._scores(*count)["f1"], 4)
+        return out

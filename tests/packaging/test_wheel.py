@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -21,8 +22,11 @@ def run(*args: str | Path, cwd: Path, env: dict[str, str] | None = None, timeout
 
 
 def test_billstream_ocr_runs_from_a_wheel_install_outside_the_repository(tmp_path: Path) -> None:
+    source = tmp_path / "source"  # a copy: the build leaves build/ and egg-info, and reads no stale ones
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
+        ".venv", ".git", "build", "dist", "runs", ".bench", "*.egg-info", "__pycache__", ".*_cache"))
     dist = tmp_path / "dist"
-    run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet", "-w", dist, REPO,
+    run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet", "-w", dist, source,
         cwd=tmp_path)
     (wheel,) = dist.glob("billstream-*.whl")
 
@@ -38,7 +42,7 @@ def test_billstream_ocr_runs_from_a_wheel_install_outside_the_repository(tmp_pat
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"HOME": str(tmp_path / "home")}
     where = run(python, "-c", "import models, schemas, billstream_cli; print(models.__file__, schemas.__file__)",
                 cwd=tmp_path, env=env)
-    assert str(REPO) not in where and str(venv) in where, where
+    assert str(REPO) not in where and str(source) not in where and str(venv) in where, where
 
     image = tmp_path / "bill.png"
     image.write_bytes(render_bill(["WHEEL MART", "TOTAL: 12.50"]))

@@ -88,3 +88,63 @@ def test_missing_or_broken_schema_files_are_schema_errors(tmp_path: Path) -> Non
     (tmp_path / "Broken.v1.avsc").write_text("{\"type\": \"record\"")
     with pytest.raises(SchemaError, match="Broken.v1.avsc"):
         AvroCodec("Broken", tmp_path)
+
+
+def _schema(name: str):  # type: ignore[no-untyped-def]
+    import fastavro
+
+    from schemas import SCHEMA_DIR
+
+    return fastavro.parse_schema(json.loads((SCHEMA_DIR / name).read_text()))
+
+
+def _write(record: dict, schema) -> bytes:  # type: ignore[no-untyped-def]
+    import io
+
+    import fastavro
+
+    buffer = io.BytesIO()
+    fastavro.schemaless_writer(buffer, schema, record)
+    return buffer.getvalue()
+
+
+def _read(data: bytes, writer, reader) -> dict:  # type: ignore[no-untyped-def]
+    import io
+
+    import fastavro
+
+    return fastavro.schemaless_reader(io.BytesIO(data), writer, reader)  # type: ignore[return-value]
+
+
+def test_a_v1_reader_reads_a_v2_result_and_a_v2_reader_reads_a_v1_result() -> None:
+    """BillResult evolves compatibly (fastavro's schema resolution, both directions)."""
+    from inference_worker import results
+
+    v1, v2 = _schema("BillResult.v1.avsc"), _schema("BillResult.v2.avsc")
+    details = [{"name": "total", "text": "RM9.00", "value": "9.00", "currency": "RM", "confidence": 0.9,
+                "lines": [0], "boxes": [[0.0, 0.0, 10.0, 0.0, 10.0, 5.0, 0.0, 5.0]]}]
+    new = results.recognized("ORD-2", "ab" * 32, [{"text": "TOTAL RM9.00", "confidence": 0.9,
+                                                   "box": [0, 0, 10, 0, 10, 5, 0, 5], "page": 1}],
+                             "TOTAL RM9.00", model_name="m", model_version="v", timings_ms={"total_ms": 1.0},
+                             warnings=[], submitted_at_ms=1, key_fields=details, page_count=2, page_rotations=[0, 180])
+    as_v1 = _read(_write(new, v2), v2, v1)
+    assert as_v1["key_fields"] == {"total": "RM9.00"} and as_v1["lines"][0]["text"] == "TOTAL RM9.00"
+    assert "key_field_details" not in as_v1 and "page" not in as_v1["lines"][0]
+
+    old = result_record() | {"schema_version": 1, "key_fields": {}}
+    as_v2 = _read(_write(old, v1), v1, v2)
+    assert as_v2["key_field_details"] == [] and as_v2["page_count"] == 1 and as_v2["page_rotations"] == []
+    assert as_v2["lines"][0]["page"] == 0 and as_v2["text_source"] == "ocr"
+
+
+def test_the_codec_writes_v2_and_still_reads_v1_records() -> None:
+    from fastavro.schema import fingerprint, to_parsing_canonical_form
+
+    from billstream_core.serde import MAGIC
+
+    v1 = _schema("BillResult.v1.avsc")
+    header = MAGIC + bytes.fromhex(fingerprint(to_parsing_canonical_form(v1), "CRC-64-AVRO"))
+    old = header + _write(result_record() | {"key_fields": {"date": "25/12/2018"}}, v1)
+    read = codec("BillResult").decode(old)
+    assert read["key_fields"] == {"date": "25/12/2018"} and read["key_field_details"] == []
+    assert codec("BillResult").version == 2

@@ -54,7 +54,7 @@ def test_every_bill_gets_exactly_one_result(pipeline: Settings, tmp_path: Path) 
         assert record["status"] == "RECOGNIZED", record
         assert record["model_name"] == "billstream-ocr" and record["model_version"]
         timings = record["timings_ms"]
-        assert set(timings) == {"fetch_ms", "decode_ms", "detect_ms", "recognize_ms", "total_ms"}, timings
+        assert set(timings) == {"fetch_ms", "decode_ms", "detect_ms", "recognize_ms", "fields_ms", "total_ms"}, timings
         assert timings["total_ms"] == pytest.approx(sum(v for k, v in timings.items() if k != "total_ms"), abs=0.05)
         assert "TOTAL" in record["page_text"].upper() and record["cached"] is False
 

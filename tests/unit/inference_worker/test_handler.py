@@ -75,7 +75,7 @@ def test_every_event_gets_one_result_in_order_with_its_code() -> None:
 def test_timings_carry_exactly_the_schema_stages() -> None:
     batch = run({"ok": png(100), "bad": b"GIF89a" + bytes(64)}, [event("B-1", "ok"), event("B-2", "bad")])
     done, failed = batch.results
-    assert set(done["timings_ms"]) == {"fetch_ms", "decode_ms", "detect_ms", "recognize_ms", "total_ms"}
+    assert set(done["timings_ms"]) == {"fetch_ms", "decode_ms", "detect_ms", "recognize_ms", "fields_ms", "total_ms"}
     assert done["timings_ms"]["detect_ms"] == 3.0  # preprocessing and detection of the page
     assert done["timings_ms"]["recognize_ms"] == 3.0
     stages = [v for k, v in done["timings_ms"].items() if k != "total_ms"]

@@ -1,0 +1,1 @@
+"""Key fields of a bill (company, date, address, total) from its recognised lines."""

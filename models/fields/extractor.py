@@ -1,0 +1,141 @@
+"""Key fields from recognised lines: company, date, address and total (SROIE task 3).
+
+Patterns find the date and the total (:mod:`models.fields.rules`). Which lines name the
+seller and where its address ends is learned: a gradient-boosted line classifier over
+layout, character and keyword features (:mod:`models.fields.features`), trained here on the
+receipts' key-field files and shipped as LightGBM's text model (no pickle). Without the
+model, a rule stands in: the first seller-looking line, and the address lines under it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.fields.features import ADDRESS, CONTACT, POSTCODE, REGISTRATION, SELLER, STATE, line_features
+from models.fields.rules import Found, Row, find_date, find_total
+
+FIELDS = ("company", "date", "address", "total")
+CLASSES = ("other", "company", "address")
+
+
+@dataclass(frozen=True)
+class KeyField:
+    """One field as printed, its normalised value, and its evidence (line indices, boxes)."""
+
+    name: str
+    text: str
+    value: str | None
+    currency: str | None
+    confidence: float
+    lines: tuple[int, ...]
+    boxes: tuple[tuple[float, ...], ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "value": self.value, "currency": self.currency,
+                "confidence": round(self.confidence, 4), "lines": list(self.lines), "boxes": [list(b) for b in self.boxes]}
+
+
+def rows_of(lines: list[tuple[str, np.ndarray]]) -> tuple[list[Row], list[float]]:
+    rows, rights = [], []
+    for text, quad in lines:
+        q = np.asarray(quad, np.float32).reshape(4, 2)
+        rows.append(Row(text, float(q[:, 1].min()), float(q[:, 1].max()), float(q[:, 0].min())))
+        rights.append(float(q[:, 0].max()))
+    return rows, rights
+
+
+class KeyFieldExtractor:
+    def __init__(self, model: Any | None = None, threshold: float = 0.5) -> None:
+        """``model``: a LightGBM booster over :data:`CLASSES`; None: rules only."""
+        self.model = model
+        self.threshold = threshold
+
+    @classmethod
+    def from_text(cls, model_text: str, threshold: float = 0.5) -> KeyFieldExtractor:
+        import lightgbm
+
+        return cls(lightgbm.Booster(model_str=model_text), threshold)
+
+    @classmethod
+    def load(cls, path: Path, threshold: float = 0.5) -> KeyFieldExtractor:
+        return cls.from_text(path.read_text(encoding="utf-8"), threshold)
+
+    def line_probabilities(self, rows: list[Row], rights: list[float], page_size: tuple[float, float]) -> np.ndarray:
+        """(lines, classes): the classifier's, or the rule's 0/1 where there is no model."""
+        if not rows:
+            return np.zeros((0, len(CLASSES)), np.float32)
+        if self.model is not None:
+            return np.asarray(self.model.predict(line_features(rows, rights, page_size)), np.float32)
+        return _rule_probabilities(rows)
+
+    def extract(self, lines: list[tuple[str, np.ndarray]], page_size: tuple[float, float]) -> dict[str, KeyField]:
+        """``lines``: (text, quad) in reading order; ``page_size``: (width, height) in pixels."""
+        rows, rights = rows_of(lines)
+        found: dict[str, Found | None] = {"date": find_date(rows), "total": find_total(rows)}
+        probabilities = self.line_probabilities(rows, rights, page_size)
+        found["company"], found["address"] = _blocks(rows, probabilities, self.threshold)
+        out = {}
+        for name in FIELDS:
+            item = found[name]
+            if item is None or not item.text.strip():
+                continue
+            boxes = tuple(tuple(round(float(v), 1) for v in np.asarray(lines[i][1]).reshape(-1)) for i in item.lines)
+            out[name] = KeyField(name, item.text, item.value, item.currency, item.confidence, item.lines, boxes)
+        return out
+
+
+def _block(column: np.ndarray, allowed: np.ndarray, threshold: float) -> tuple[int, ...]:
+    """The contiguous run of allowed lines above ``threshold`` with the largest summed probability."""
+    best: tuple[float, tuple[int, ...]] = (0.0, ())
+    run: list[int] = []
+    for i, p in enumerate(column):
+        if p >= threshold and allowed[i]:
+            run.append(i)
+            continue
+        if run and sum(column[run]) > best[0]:
+            best = (float(sum(column[run])), tuple(run))
+        run = []
+    if run and sum(column[run]) > best[0]:
+        best = (float(sum(column[run])), tuple(run))
+    return best[1]
+
+
+def _blocks(rows: list[Row], probabilities: np.ndarray, threshold: float) -> tuple[Found | None, Found | None]:
+    if not rows:
+        return None, None
+    everywhere = np.ones(len(rows), bool)
+    company = _block(probabilities[:, 1], everywhere, threshold)
+    below = np.arange(len(rows)) > (company[-1] if company else -1)
+    address = _block(probabilities[:, 2], below, threshold) or _block(probabilities[:, 2], everywhere, threshold)
+
+    def found(indices: tuple[int, ...], column: int) -> Found | None:
+        if not indices:
+            return None
+        text = " ".join(rows[i].text.strip() for i in indices)
+        return Found(text, None, float(np.mean(probabilities[list(indices), column])), indices)
+
+    return found(company, 1), found(address, 2)
+
+
+def _rule_probabilities(rows: list[Row]) -> np.ndarray:
+    """The rule the classifier is measured against: the seller is the first line that looks
+    like a business name (else the first line); the address is the run of lines under it
+    with address words, a postcode or a state, up to a contact or registration line."""
+    out = np.zeros((len(rows), len(CLASSES)), np.float32)
+    out[:, 0] = 1.0
+    seller = next((i for i, r in enumerate(rows[:8]) if SELLER.search(r.text)), 0)
+    out[seller] = (0.0, 1.0, 0.0)
+    for i in range(seller + 1, min(len(rows), seller + 7)):
+        text = rows[i].text
+        if CONTACT.search(text) or (REGISTRATION.search(text) and not POSTCODE.search(text)):
+            if out[:, 2].any():
+                break
+            continue
+        if ADDRESS.search(text) or POSTCODE.search(text) or STATE.search(text) or text.rstrip().endswith(","):
+            out[i] = (0.0, 0.0, 1.0)
+        elif out[:, 2].any():
+            break
+    return out

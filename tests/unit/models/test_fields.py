@@ -1,0 +1,64 @@
+"""Key fields from recognised lines: the date and total patterns, the line blocks, the evidence."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models.fields.extractor import KeyFieldExtractor
+from models.fields.rules import Row, find_date, find_total
+
+
+def rows(*texts: str) -> list[Row]:
+    return [Row(text, 30.0 * i, 30.0 * i + 20, 10.0) for i, text in enumerate(texts)]
+
+
+def quad(x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
+    return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32)
+
+
+@pytest.mark.parametrize(("lines", "printed", "iso"), [
+    (["INVOICE 123", "DATE: 25/12/2018 10:01"], "25/12/2018", "2018-12-25"),
+    (["DATE 03-04-18", "TIME 13:00"], "03-04-18", "2018-04-03"),  # day first, as printed in Malaysia
+    (["12/25/2018"], "12/25/2018", "2018-12-25"),  # month first: the second number is over 12
+    (["05 MAR 2018 14:22"], "05 MAR 2018", "2018-03-05"),
+    (["2018-01-31 09:00"], "2018-01-31", "2018-01-31"),
+    (["12-JAN-2017"], "12-JAN-2017", "2017-01-12"),
+])
+def test_a_date_keeps_its_print_and_gets_its_iso_value(lines: list[str], printed: str, iso: str) -> None:
+    found = find_date(rows(*lines))
+    assert found is not None and (found.text, found.value) == (printed, iso)
+
+
+def test_the_day_month_order_is_decided_by_the_whole_receipt() -> None:
+    found = find_date(rows("DATE: 04/05/2018", "PRINTED 13/05/2018"))  # 13 cannot be a month: day first
+    assert found is not None and found.value == "2018-05-04"
+    found = find_date(rows("DATE: 04/05/2018", "DUE 05/13/2018"))  # 13 cannot be a day: month first
+    assert found is not None and found.value == "2018-04-05"
+
+
+def test_the_total_prefers_the_amount_paid_and_skips_subtotals_and_tax() -> None:
+    found = find_total(rows("SUBTOTAL 8.50", "GST 6% 0.51", "TOTAL 9.01", "ROUNDING -0.01", "ROUNDED TOTAL RM9.00",
+                            "CASH 10.00"))
+    assert found is not None and (found.text, found.value, found.currency) == ("RM9.00", "9.00", "RM")
+    found = find_total(rows("TOTAL QTY 3", "TOTAL: 1,234.50"))
+    assert found is not None and (found.value, found.currency) == ("1234.50", None)
+
+
+def test_a_total_printed_in_its_own_column_is_found_on_the_same_row() -> None:
+    lines = [Row("TOTAL:", 100, 120, 20), Row("THANK YOU", 140, 160, 20), Row("16.10", 101, 119, 300)]
+    found = find_total(lines)
+    assert found is not None and found.value == "16.10" and found.lines == (0, 2)
+
+
+def test_the_rule_extractor_returns_each_field_with_its_lines_and_boxes() -> None:
+    texts = ["KEDAI RUNCIT AH SENG SDN BHD", "(123456-W)", "NO. 5, JALAN MAJU 3,", "81100 JOHOR BAHRU, JOHOR.",
+             "TEL: 07-1234567", "DATE: 02/03/2018 10:01", "TEH TARIK 2.00", "TOTAL:", "THANK YOU"]
+    lines = [(text, quad(20, 30 * i, 300, 30 * i + 20)) for i, text in enumerate(texts)]
+    lines.append(("16.10", quad(320, 30 * 7, 380, 30 * 7 + 20)))
+    fields = KeyFieldExtractor(None).extract(lines, (400, 400))
+    assert fields["company"].text == "KEDAI RUNCIT AH SENG SDN BHD" and fields["company"].lines == (0,)
+    assert fields["address"].text == "NO. 5, JALAN MAJU 3, 81100 JOHOR BAHRU, JOHOR."
+    assert fields["address"].lines == (2, 3) and len(fields["address"].boxes) == 2
+    assert (fields["date"].value, fields["total"].value) == ("2018-03-02", "16.10")
+    assert fields["total"].boxes[-1] == (320.0, 210.0, 380.0, 210.0, 380.0, 230.0, 320.0, 230.0)
+    assert KeyFieldExtractor(None).extract([], (10, 10)) == {}
