@@ -63,8 +63,9 @@ def model_version(manifest: dict[str, Any], profile: str | None = None) -> str:
         version = f"{manifest['detector']['sha256'][:8]}.{manifest['recognizer']['sha256'][:8]}"
         if "language_model" in manifest:
             version += f".{manifest['language_model']['sha256'][:8]}"
-        if "fields" in manifest:  # the key-field model: its answers are part of the result too
-            version += f".{manifest['fields']['sha256'][:8]}"
+        if "fields" in manifest:  # the key-field models: their answers are part of the result too
+            shas = "".join(manifest["fields"][role]["sha256"] for role in ("lines", "totals") if role in manifest["fields"])
+            version += "." + hashlib.sha256(shas.encode()).hexdigest()[:8]
         settings = {"postprocess": manifest["detector"].get("postprocess", {}),
                     "input": manifest["recognizer"].get("input", {}),
                     "reread": manifest["recognizer"].get("reread", {}),

@@ -68,18 +68,24 @@ def load_language_model(manifest: dict[str, Any], weights_dir: Path = WEIGHTS_DI
 
 
 def load_field_extractor(manifest: dict[str, Any], weights_dir: Path = WEIGHTS_DIR) -> KeyFieldExtractor:
-    """The key-field extractor with its sha256-checked line classifier; rules alone when the
-    manifest ships none."""
+    """The key-field extractor with its sha256-checked models; rules alone when the manifest
+    ships none."""
     entry = manifest.get("fields")
     if entry is None:
         return KeyFieldExtractor(None)
-    path = weights_dir / entry["file"]
-    if not path.exists():
-        raise WeightsError(f"key-field model {path} is missing")
-    if file_sha256(path) != entry["sha256"]:
-        raise WeightsError(f"key-field model {path.name} does not match the sha256 in the manifest "
-                           f"(corrupt or replaced): expected {entry['sha256'][:12]}…")
+    texts = {}
+    for role in ("lines", "totals"):
+        if role not in entry:
+            continue
+        path = weights_dir / entry[role]["file"]
+        if not path.exists():
+            raise WeightsError(f"key-field model {path} is missing")
+        if file_sha256(path) != entry[role]["sha256"]:
+            raise WeightsError(f"key-field model {path.name} does not match the sha256 in the manifest "
+                               f"(corrupt or replaced): expected {entry[role]['sha256'][:12]}…")
+        texts[role] = path.read_text(encoding="utf-8")
     try:
-        return KeyFieldExtractor.load(path, float(entry.get("threshold", 0.5)))
-    except (OSError, ValueError) as exc:
-        raise WeightsError(f"key-field model {path.name} cannot be read: {exc}") from exc
+        return KeyFieldExtractor.from_text(texts["lines"], texts.get("totals"), float(entry.get("threshold", 0.5)),
+                                           bool(entry.get("total_currency", False)))
+    except (KeyError, ValueError) as exc:
+        raise WeightsError(f"key-field models cannot be read: {exc}") from exc

@@ -33,16 +33,20 @@ def render_bill(lines: list[str], *, size: int = 22, width: int = 560, fmt: str 
 
 SHOPS = ("GOLDEN MART SDN BHD", "KEDAI RUNCIT AH SENG", "RESTORAN NASI KANDAR 99", "MR. HARDWARE TRADING",
          "BAKERY CORNER (KL) SDN BHD", "SPEED PHARMACY")
+ADDRESSES = (("NO. 12, JALAN MAJU 3,", "81100 JOHOR BAHRU, JOHOR."), ("LOT 5, JALAN SS 6/5,", "47301 PETALING JAYA."),
+             ("NO. 8, TAMAN DAYA,", "43200 CHERAS, SELANGOR."))
 ITEMS = (("MILO 1KG", 18.90), ("BREAD WHOLEMEAL", 3.20), ("NASI LEMAK", 4.50), ("TEH TARIK", 2.00),
          ("PVC PIPE 1/2IN", 7.80), ("PANADOL 10S", 6.30), ("EGGS GRADE A 10", 5.60), ("MINERAL WATER", 1.20))
 
 
 def sample_bill_lines(index: int, run: int = 0) -> list[str]:
-    """A plausible receipt: shop, invoice, date, items, total (deterministic per index and run)."""
+    """A plausible receipt: shop, address, invoice, date, items, total (deterministic per index and run)."""
     shop = SHOPS[index % len(SHOPS)]
     picked = [ITEMS[(index * 3 + k) % len(ITEMS)] for k in range(2 + index % 3)]
     total = sum(price for _, price in picked)
-    lines = [shop, f"INVOICE NO: {run % 100000:05d}-{index + 1}", f"DATE: {1 + index % 28:02d}/03/2018 10:{index % 60:02d}"]
+    street, town = ADDRESSES[index % len(ADDRESSES)]
+    lines = [shop, street, town, f"INVOICE NO: {run % 100000:05d}-{index + 1}",
+             f"DATE: {1 + index % 28:02d}/03/2018 10:{index % 60:02d}"]
     lines += [f"{name} {price:.2f}" for name, price in picked]
     lines += [f"TOTAL: {total:.2f}", "THANK YOU"]
     return lines

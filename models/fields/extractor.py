@@ -8,12 +8,13 @@ model, a rule stands in: the first seller-looking line, and the address lines un
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from models.fields.amounts import candidate_features, candidates
 from models.fields.features import ADDRESS, CONTACT, POSTCODE, REGISTRATION, SELLER, STATE, line_features
 from models.fields.rules import Found, Row, find_date, find_total
 
@@ -48,20 +49,23 @@ def rows_of(lines: list[tuple[str, np.ndarray]]) -> tuple[list[Row], list[float]
 
 
 class KeyFieldExtractor:
-    def __init__(self, model: Any | None = None, threshold: float = 0.5) -> None:
-        """``model``: a LightGBM booster over :data:`CLASSES`; None: rules only."""
+    def __init__(self, model: Any | None = None, threshold: float = 0.5, totals: Any | None = None,
+                 total_currency: bool = False) -> None:
+        """``model``: a LightGBM booster over :data:`CLASSES`; ``totals``: one scoring each
+        printed amount as the total; None: the rules stand in. ``total_currency``: the total's
+        text keeps the currency printed with it."""
         self.model = model
         self.threshold = threshold
+        self.totals = totals
+        self.total_currency = total_currency
 
     @classmethod
-    def from_text(cls, model_text: str, threshold: float = 0.5) -> KeyFieldExtractor:
+    def from_text(cls, lines_model: str, totals_model: str | None = None, threshold: float = 0.5,
+                  total_currency: bool = False) -> KeyFieldExtractor:
         import lightgbm
 
-        return cls(lightgbm.Booster(model_str=model_text), threshold)
-
-    @classmethod
-    def load(cls, path: Path, threshold: float = 0.5) -> KeyFieldExtractor:
-        return cls.from_text(path.read_text(encoding="utf-8"), threshold)
+        totals = lightgbm.Booster(model_str=totals_model) if totals_model else None
+        return cls(lightgbm.Booster(model_str=lines_model), threshold, totals, total_currency)
 
     def line_probabilities(self, rows: list[Row], rights: list[float], page_size: tuple[float, float]) -> np.ndarray:
         """(lines, classes): the classifier's, or the rule's 0/1 where there is no model."""
@@ -71,11 +75,14 @@ class KeyFieldExtractor:
             return np.asarray(self.model.predict(line_features(rows, rights, page_size)), np.float32)
         return _rule_probabilities(rows)
 
-    def extract(self, lines: list[tuple[str, np.ndarray]], page_size: tuple[float, float]) -> dict[str, KeyField]:
-        """``lines``: (text, quad) in reading order; ``page_size``: (width, height) in pixels."""
+    def extract(self, lines: list[tuple[str, np.ndarray]], page_size: tuple[float, float], *,
+                probabilities: np.ndarray | None = None) -> dict[str, KeyField]:
+        """``lines``: (text, quad) in reading order; ``page_size``: (width, height) in pixels;
+        ``probabilities``: the line classes as another model saw them (cross-validation)."""
         rows, rights = rows_of(lines)
-        found: dict[str, Found | None] = {"date": find_date(rows), "total": find_total(rows)}
-        probabilities = self.line_probabilities(rows, rights, page_size)
+        found: dict[str, Found | None] = {"date": find_date(rows), "total": self._total(rows, page_size)}
+        if probabilities is None:
+            probabilities = self.line_probabilities(rows, rights, page_size)
         found["company"], found["address"] = _blocks(rows, probabilities, self.threshold)
         out = {}
         for name in FIELDS:
@@ -87,20 +94,34 @@ class KeyFieldExtractor:
         return out
 
 
+    def _total(self, rows: list[Row], page_size: tuple[float, float]) -> Found | None:
+        if self.totals is None:
+            return find_total(rows)
+        found = candidates(rows)
+        if not found:
+            return None
+        scores = np.asarray(self.totals.predict(candidate_features(rows, found, page_size)), np.float32)
+        best = found[int(scores.argmax())]
+        text = best.text if self.total_currency or best.currency is None else best.text[best.text.index(best.value[0]):]
+        return Found(text, best.value, float(scores.max()), best.row_lines, best.currency)
+
+
 def _block(column: np.ndarray, allowed: np.ndarray, threshold: float) -> tuple[int, ...]:
-    """The contiguous run of allowed lines above ``threshold`` with the largest summed probability."""
-    best: tuple[float, tuple[int, ...]] = (0.0, ())
-    run: list[int] = []
-    for i, p in enumerate(column):
-        if p >= threshold and allowed[i]:
-            run.append(i)
-            continue
-        if run and sum(column[run]) > best[0]:
-            best = (float(sum(column[run])), tuple(run))
-        run = []
-    if run and sum(column[run]) > best[0]:
-        best = (float(sum(column[run])), tuple(run))
-    return best[1]
+    """The most likely allowed line, and the lines next to it above ``threshold``: a receipt
+    has one seller and one address, so the best line is taken even when it is not sure."""
+    scores = np.where(allowed, column, -1.0)
+    if len(scores) == 0 or scores.max() < 0.05:
+        return ()
+    seed = int(scores.argmax())
+    start, end = seed, seed
+    while start > 0 and scores[start - 1] >= threshold:
+        start -= 1
+    while end + 1 < len(scores) and scores[end + 1] >= threshold:
+        end += 1
+    return tuple(range(start, end + 1))
+
+
+REGISTRATION_TAIL = re.compile(r"\s*[\[(]?\s*(?:CO\.?\s*(?:REG\.?\s*)?NO\.?\s*:?\s*)?\d{3,}\s*-\s*[A-Z]\s*[\])]?\s*$", re.I)
 
 
 def _blocks(rows: list[Row], probabilities: np.ndarray, threshold: float) -> tuple[Found | None, Found | None]:
@@ -115,6 +136,8 @@ def _blocks(rows: list[Row], probabilities: np.ndarray, threshold: float) -> tup
         if not indices:
             return None
         text = " ".join(rows[i].text.strip() for i in indices)
+        if column == 1:  # a seller's name is printed with its registration number: not part of the name
+            text = REGISTRATION_TAIL.sub("", text) or text
         return Found(text, None, float(np.mean(probabilities[list(indices), column])), indices)
 
     return found(company, 1), found(address, 2)

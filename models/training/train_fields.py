@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -24,13 +25,18 @@ from typing import Any
 
 import numpy as np
 
+from models.fields.amounts import NAMES as AMOUNT_NAMES
+from models.fields.amounts import candidate_features, candidates
 from models.fields.extractor import CLASSES, FIELDS, KeyFieldExtractor, rows_of
 from models.fields.features import NAMES, line_features
 from models.manifest import MANIFEST, WEIGHTS_DIR, read_manifest
 from models.training.metrics import KeyFieldMetrics, field_key
-from models.training.receipts import Receipt, load_all, read_val_fold, split_train_val
+from models.training.receipts import Receipt, load_all, read_val_fold, split_train_val, vendor_key
 
 CACHE = Path.home() / ".cache" / "billstream" / "fields"
+RANK_PARAMS = {"objective": "lambdarank", "metric": "ndcg", "eval_at": [1], "learning_rate": 0.05, "num_leaves": 15,
+               "min_data_in_leaf": 5, "feature_fraction": 0.8, "lambda_l2": 1.0, "seed": 2024, "deterministic": True,
+               "verbose": -1, "num_threads": 2}
 PARAMS = {"objective": "multiclass", "num_class": len(CLASSES), "learning_rate": 0.05, "num_leaves": 15,
           "min_data_in_leaf": 10, "feature_fraction": 0.8, "bagging_fraction": 0.8, "bagging_freq": 1,
           "lambda_l2": 1.0, "seed": 2024, "deterministic": True, "verbose": -1, "num_threads": 2}
@@ -100,7 +106,8 @@ def labels(receipt: Receipt, lines: list[tuple[str, np.ndarray]], fields: dict[s
         piece = _squash(truth if best >= 0.3 else text)
         if len(piece) < 2:
             continue
-        if piece in company and (piece not in address or len(piece) > 0.5 * len(company)):
+        if piece in company and (piece not in address or len(piece) > 0.5 * len(company)) \
+                or len(company) > 4 and company in piece and address not in piece:
             out[i] = 1
         elif piece in address:
             out[i] = 2
@@ -118,6 +125,69 @@ def dataset(receipts: list[Receipt], read: dict[str, dict[str, Any]]) -> tuple[n
         xs.append(line_features(rows, rights, tuple(entry["size"])))
         ys.append(labels(receipt, lines, key_fields(receipt)))
     return np.vstack(xs), np.concatenate(ys)
+
+
+def total_value(text: str) -> str | None:
+    match = re.search(r"-?\d[\d,]*\.\d{2}", text)
+    return match.group(0).replace(",", "") if match else None
+
+
+def total_dataset(receipts: list[Receipt], read: dict[str, dict[str, Any]]
+                  ) -> tuple[np.ndarray, np.ndarray, list[int], float]:
+    """Amount candidates with 1 where the value is the total's; group sizes (one per receipt
+    that has the total among its candidates); and how often the ground truth keeps the
+    currency where one is printed with the amount."""
+    xs, ys, groups, kept, printed = [], [], [], 0, 0
+    for receipt in receipts:
+        entry, truth = read[receipt.name], key_fields(receipt)["total"]
+        rows, _ = rows_of(_lines(entry))
+        found = candidates(rows)
+        wanted = total_value(truth)
+        label = np.array([c.value == wanted for c in found], np.float32)
+        if not found or not label.any():
+            continue
+        xs.append(candidate_features(rows, found, tuple(entry["size"])))
+        ys.append(label)
+        groups.append(len(found))
+        for c in found:
+            if c.value == wanted and c.currency:
+                printed += 1
+                kept += bool(re.match(r"\s*(RM|MYR|\$)", truth, re.I))
+                break
+    return np.vstack(xs), np.concatenate(ys), groups, kept / max(printed, 1)
+
+
+def choose_threshold(train: list[Receipt], read: dict[str, dict[str, Any]], rounds: int) -> float:
+    """The probability that extends a seller or address block by a line, chosen by 5-fold
+    cross-validation over the training vendors (the validation fold plays no part)."""
+    import lightgbm
+
+    vendors = sorted({vendor_key(r.company) for r in train})
+    folds = [{v for k, v in enumerate(vendors) if k % 5 == part} for part in range(5)]
+    oof: dict[str, np.ndarray] = {}
+    for held in folds:
+        fit = [r for r in train if vendor_key(r.company) not in held]
+        x, y = dataset(fit, read)
+        model = lightgbm.train(PARAMS, lightgbm.Dataset(x, y), num_boost_round=min(rounds, 100))
+        for r in train:
+            if vendor_key(r.company) in held and read[r.name]["lines"]:
+                rows, rights = rows_of(_lines(read[r.name]))
+                oof[r.name] = np.asarray(model.predict(line_features(rows, rights, tuple(read[r.name]["size"]))))
+    scores = {}
+    for threshold in (0.2, 0.3, 0.4, 0.5, 0.6):
+        metrics = KeyFieldMetrics()
+        extractor = KeyFieldExtractor(None, threshold)
+        for r in train:
+            if r.name in oof:
+                found = extractor.extract(_lines(read[r.name]), tuple(read[r.name]["size"]), probabilities=oof[r.name])
+                truth = key_fields(r)
+                metrics.add({k: f.text for k, f in found.items() if k in ("company", "address")},
+                            {k: truth[k] for k in ("company", "address")})
+        scores[threshold] = metrics.summary()["key_f1"]
+    best = max(scores, key=lambda k: scores[k])
+    print("block threshold by training cross-validation (seller and address F1): "
+          + ", ".join(f"{k}: {v:.3f}" for k, v in scores.items()) + f" -> {best}", file=sys.stderr)
+    return best
 
 
 def score(extractor: KeyFieldExtractor, receipts: list[Receipt], read: dict[str, dict[str, Any]]) -> dict[str, float]:
@@ -151,27 +221,41 @@ def main(argv: list[str] | None = None) -> int:
                              valid_sets=[lightgbm.Dataset(x_val, y_val, feature_name=list(NAMES))],
                              callbacks=[lightgbm.early_stopping(50, verbose=False)])
     seconds = time.monotonic() - started
-    rules, learned = score(KeyFieldExtractor(None), val, read), score(KeyFieldExtractor(booster), val, read)
-    print(f"fold: {len(val)} receipts, engine OCR; classifier {booster.best_iteration} rounds in {seconds:.1f}s")
+    xt, yt, gt, currency_kept = total_dataset(train, read)
+    xv, yv, gv, _ = total_dataset(val, read)
+    totals = lightgbm.train(RANK_PARAMS, lightgbm.Dataset(xt, yt, group=gt, feature_name=list(AMOUNT_NAMES)),
+                            num_boost_round=args.rounds,
+                            valid_sets=[lightgbm.Dataset(xv, yv, group=gv, feature_name=list(AMOUNT_NAMES))],
+                            callbacks=[lightgbm.early_stopping(50, verbose=False)])
+    with_currency = currency_kept > 0.5
+    print(f"totals: {len(gt)} training receipts with the total among their amounts; the ground truth keeps a "
+          f"printed currency in {currency_kept:.0%} of them", file=sys.stderr)
+    threshold = choose_threshold(train, read, args.rounds)
+    rules = score(KeyFieldExtractor(None), val, read)
+    learned = score(KeyFieldExtractor(booster, threshold, totals, with_currency), val, read)
+    print(f"fold: {len(val)} receipts, engine OCR; line classifier {booster.best_iteration} rounds "
+          f"({seconds:.1f}s), total ranker {totals.best_iteration} rounds")
     columns = ["key_f1", "key_precision", "key_recall"] + [f"key_{name}_f1" for name in FIELDS]
     print("| extractor | " + " | ".join(c.removeprefix("key_") for c in columns) + " |")
     print("|---" * (len(columns) + 1) + "|")
-    for label, row in (("rules only", rules), ("rules + learned seller/address", learned)):
+    for label, row in (("rules only", rules), ("learned seller, address and total", learned)):
         print(f"| {label} | " + " | ".join(f"{row.get(c, 0.0):.3f}" for c in columns) + " |")
     if args.write:
-        text = booster.model_to_string(num_iteration=booster.best_iteration)
-        path = WEIGHTS_DIR / "fields.txt"
-        path.write_text(text, encoding="utf-8")
+        entry: dict[str, Any] = {"type": "lightgbm-text", "classes": list(CLASSES), "threshold": threshold,
+                                 "total_currency": with_currency}
+        for role, model, names in (("lines", booster, NAMES), ("totals", totals, AMOUNT_NAMES)):
+            text = model.model_to_string(num_iteration=model.best_iteration)
+            path = WEIGHTS_DIR / f"fields-{role}.txt"
+            path.write_text(text, encoding="utf-8")
+            entry[role] = {"file": path.name, "sha256": hashlib.sha256(text.encode()).hexdigest(),
+                           "features": len(names), "rounds": model.best_iteration}
+        entry["training"] = {"receipts": len(train), "lines": int(len(y_train)), "line_params": PARAMS,
+                             "total_params": RANK_PARAMS, "command": "python -m models.training.train_fields --write"}
+        entry["metrics"] = {"fold": learned, "fold_rules_only": rules}
         manifest = read_manifest()
-        manifest["fields"] = {
-            "file": path.name, "sha256": hashlib.sha256(text.encode()).hexdigest(), "type": "lightgbm-text",
-            "classes": list(CLASSES), "features": len(NAMES), "threshold": 0.5, "rounds": booster.best_iteration,
-            "training": {"receipts": len(train), "lines": int(len(y_train)), "params": PARAMS,
-                         "command": "python -m models.training.train_fields --write"},
-            "metrics": {"fold": learned, "fold_rules_only": rules},
-        }
+        manifest["fields"] = entry
         MANIFEST.write_text(json.dumps(manifest, indent=2) + "\n")
-        print(f"wrote {path} and its manifest entry", file=sys.stderr)
+        print("wrote models/weights/fields-*.txt and the manifest entry", file=sys.stderr)
     return 0
 
 

@@ -57,6 +57,9 @@ def test_every_bill_gets_exactly_one_result(pipeline: Settings, tmp_path: Path) 
         assert set(timings) == {"fetch_ms", "decode_ms", "detect_ms", "recognize_ms", "fields_ms", "total_ms"}, timings
         assert timings["total_ms"] == pytest.approx(sum(v for k, v in timings.items() if k != "total_ms"), abs=0.05)
         assert "TOTAL" in record["page_text"].upper() and record["cached"] is False
+        total = {d["name"]: d for d in record["key_field_details"]}["total"]  # key fields ride in every result
+        assert record["key_fields"]["total"] == total["text"] and total["value"].endswith(".50"), total
+        assert total["lines"] and len(total["boxes"]) == len(total["lines"])
 
 
 def test_bad_inputs_fail_with_their_codes_and_garbage_goes_to_dead_letter(pipeline: Settings, tmp_path: Path) -> None:

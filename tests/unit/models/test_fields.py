@@ -62,3 +62,22 @@ def test_the_rule_extractor_returns_each_field_with_its_lines_and_boxes() -> Non
     assert (fields["date"].value, fields["total"].value) == ("2018-03-02", "16.10")
     assert fields["total"].boxes[-1] == (320.0, 210.0, 380.0, 210.0, 380.0, 230.0, 320.0, 230.0)
     assert KeyFieldExtractor(None).extract([], (10, 10)) == {}
+
+
+def test_the_shipped_extractor_reads_the_fields_of_a_rendered_bill() -> None:
+    import cv2
+
+    from models.engine.predictor import EngineOptions, OcrEngine
+    from models.manifest import read_manifest
+    from producers.samples import sample_bill_lines, sample_bills
+
+    assert "fields" in read_manifest(), "the key-field models ship with the weights"
+    engine = OcrEngine.load(options=EngineOptions(backend="onnx-int8"))
+    assert engine.fields.model is not None and engine.fields.totals is not None
+    page = cv2.imdecode(np.frombuffer(sample_bills(2)[1], np.uint8), cv2.IMREAD_GRAYSCALE)
+    fields = engine.read_pages([page])[0].fields
+    printed = sample_bill_lines(1)
+    assert fields["company"].text == printed[0]
+    assert fields["address"].text == f"{printed[1]} {printed[2]}"
+    assert fields["date"].value == "2018-03-02"
+    assert fields["total"].text == printed[-2].split()[-1]
