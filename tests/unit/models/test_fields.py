@@ -75,6 +75,7 @@ def test_the_shipped_extractor_reads_the_fields_of_a_rendered_bill() -> None:
     engine = OcrEngine.load(options=EngineOptions(backend="onnx-int8"))
     assert engine.fields.model is not None and engine.fields.totals is not None
     page = cv2.imdecode(np.frombuffer(sample_bills(2)[1], np.uint8), cv2.IMREAD_GRAYSCALE)
+    assert page is not None
     fields = engine.read_pages([page])[0].fields
     printed = sample_bill_lines(1)
     assert fields["company"].text == printed[0]
