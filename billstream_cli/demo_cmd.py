@@ -59,7 +59,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         for n, image in enumerate(images):
             orders[submitter.submit(image, flush=False).order_number] = f"sample bill {n + 1}"
         orders[submitter.submit(images[0], flush=False).order_number] = "repeat of sample bill 1"
-        broken = f"%PDF-1.4 run {run_tag}: this is not an image".encode()
+        broken = f"run {run_tag}: a text file, not a bill".encode()
         orders[submitter.submit(broken, flush=False).order_number] = "broken file"
         submitter.flush()
         _say(f"submitted {len(orders)} orders: {args.bills} sample bills, 1 repeat, 1 broken file", args.json)

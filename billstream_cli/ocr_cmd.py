@@ -47,6 +47,7 @@ def _images(path: Path) -> list[Path]:
 
 
 def run_ocr(settings: Settings, args: argparse.Namespace) -> int:
+    from models.bill import merge_pages
     from models.engine.predictor import EngineOptions, OcrEngine
     from models.intake import ImageRejected
 
@@ -58,11 +59,11 @@ def run_ocr(settings: Settings, args: argparse.Namespace) -> int:
             started = time.perf_counter()
             record: dict[str, Any] = {"image": image.name}
             try:
-                result = engine.read_image_bytes(image.read_bytes(), settings.limits)
-                record |= {"lines": [{"text": line.text, "confidence": round(line.confidence, 4), "box": line.box()}
-                                     for line in result.lines],
-                           "key_fields": {name: found.to_dict() for name, found in result.fields.items()},
-                           "warnings": result.warnings}
+                bill = merge_pages(engine.read_document_bytes(image.read_bytes(), settings.limits))
+                record |= {"lines": [line | {"confidence": round(line["confidence"], 4)} for line in bill.lines],
+                           "key_fields": {item["name"]: {k: v for k, v in item.items() if k != "name"}
+                                          for item in bill.key_fields},
+                           "page_rotations": bill.rotations, "warnings": bill.warnings}
             except ImageRejected as exc:
                 failed += 1
                 record |= {"error_code": exc.code, "error": str(exc), "lines": []}

@@ -17,7 +17,7 @@ _SIGNATURES: tuple[tuple[bytes, int, str], ...] = (
 SUPPORTED_TYPES = frozenset({"image/jpeg", "image/png", "image/webp", "image/tiff"})
 
 # for picking files out of a directory only; what a file *is* comes from sniff_content_type
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff"})
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".pdf"})
 
 
 def sniff_content_type(data: bytes) -> str:

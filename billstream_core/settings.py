@@ -128,6 +128,8 @@ class LimitSettings(BaseModel):
     max_image_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
     max_image_pixels: int = Field(default=60_000_000, ge=10_000)
     max_image_side: int = Field(default=30_000, ge=100)
+    max_pages: int = Field(default=10, ge=1, le=1000, description="pages read from one PDF; more is TOO_MANY_PAGES")
+    pdf_dpi: int = Field(default=200, ge=72, le=600, description="resolution PDF pages are rendered at")
 
 
 class WorkerSettings(BaseModel):

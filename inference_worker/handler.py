@@ -16,7 +16,9 @@ import numpy as np
 from billstream_core.errors import BillstreamError, ObjectNotFound, StorageError
 from billstream_core.settings import LimitSettings
 from inference_worker import results
-from models.intake import DecodedImage, ImageRejected, decode_image
+from models.bill import merge_pages
+from models.documents import DecodedDocument, decode_document
+from models.intake import ImageRejected
 
 
 class Engine(Protocol):
@@ -42,7 +44,7 @@ class EngineBatch:
 @dataclass
 class PreparedBill:
     event: dict[str, Any]
-    image: DecodedImage | None = None
+    document: DecodedDocument | None = None
     error: tuple[str, str] | None = None
     fetch_ms: float = 0.0
     decode_ms: float = 0.0
@@ -72,7 +74,7 @@ class BillHandler:
         if prepared.error is not None:
             return prepared
         try:
-            prepared.image = decode_image(data, self.limits)
+            prepared.document = decode_document(data, self.limits)
         except ImageRejected as exc:
             prepared.error = (exc.code, str(exc))
         prepared.decode_ms = (time.perf_counter() - t1) * 1000
@@ -85,37 +87,41 @@ class BillHandler:
     def recognize(self, prepared: list[PreparedBill]) -> EngineBatch:
         """Run the engine over the decodable pages; one result per prepared event, in order."""
         started = time.perf_counter()
-        ready = [p for p in prepared if p.image is not None]
+        ready = [p for p in prepared if p.document is not None]
         pages: list[Any] = []
         if ready:
             try:
-                pages = self.engine.read_pages([p.image.gray for p in ready])  # type: ignore[union-attr]
+                pages = self.engine.read_pages([page.gray for p in ready for page in p.document.pages])  # type: ignore[union-attr]
             except BillstreamError as exc:
                 for p in ready:
-                    p.error, p.image = (exc.code if exc.code in results.ERROR_CODES else "INTERNAL", str(exc)), None
+                    p.error, p.document = (exc.code if exc.code in results.ERROR_CODES else "INTERNAL", str(exc)), None
             except (RuntimeError, ValueError, MemoryError) as exc:
                 for p in ready:
-                    p.error, p.image = ("INTERNAL", f"engine failed: {exc.__class__.__name__}: {exc}"), None
-        by_id = {id(p): page for p, page in zip(ready, pages)}
+                    p.error, p.document = ("INTERNAL", f"engine failed: {exc.__class__.__name__}: {exc}"), None
+        by_id: dict[int, list[Any]] = {}
+        cursor = 0
+        for p in ready:
+            if p.document is not None and pages:
+                count = len(p.document.pages)
+                by_id[id(p)] = pages[cursor:cursor + count]
+                cursor += count
         batch_ms = (time.perf_counter() - started) * 1000
         common: dict[str, Any] = {"model_name": self.engine.name, "model_version": self.engine.version}
         out = []
         for p in prepared:
             event = p.event
-            if p.error is not None or id(p) not in by_id:
+            if p.error is not None or id(p) not in by_id or p.document is None:
                 code, message = p.error or ("INTERNAL", "no engine output")
                 out.append(results.failed(event["order_number"], code, message, sha256=event["image"]["sha256"],
                                           timings_ms=stage_timings(p), submitted_at_ms=event.get("submitted_at_ms"),
                                           **common))
                 continue
-            page = by_id[id(p)]
-            lines = [{"text": line.text, "confidence": float(line.confidence), "box": line.box(), "page": 0}
-                     for line in page.lines]
-            details = [{"name": name} | found.to_dict() for name, found in page.fields.items()]
+            bill = merge_pages(by_id[id(p)])
             out.append(results.recognized(
-                event["order_number"], event["image"]["sha256"], lines, page.text,
-                timings_ms=stage_timings(p, page.timings_ms), key_fields=details,
-                warnings=(p.image.warnings if p.image else []), submitted_at_ms=event.get("submitted_at_ms"), **common))
+                event["order_number"], event["image"]["sha256"], bill.lines, bill.text,
+                timings_ms=stage_timings(p, bill.timings_ms), key_fields=bill.key_fields,
+                page_count=len(p.document.pages), page_rotations=bill.rotations,
+                warnings=p.document.warnings + bill.warnings, submitted_at_ms=event.get("submitted_at_ms"), **common))
         return EngineBatch(out, len(pages), batch_ms)
 
 

@@ -6,7 +6,8 @@ from typing import Any
 from billstream_core.clock import now_ms
 
 ERROR_CODES = frozenset({"OBJECT_NOT_FOUND", "EMPTY_OBJECT", "IMAGE_TOO_LARGE", "UNSUPPORTED_FORMAT", "CORRUPT_IMAGE",
-                         "STORAGE_UNAVAILABLE", "UNDECODABLE_EVENT", "INTERNAL"})
+                         "ENCRYPTED_DOCUMENT", "EMPTY_DOCUMENT", "TOO_MANY_PAGES", "STORAGE_UNAVAILABLE",
+                         "UNDECODABLE_EVENT", "INTERNAL"})
 
 
 def recognized(order_number: str, sha256: str, lines: list[dict[str, Any]], page_text: str, *,

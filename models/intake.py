@@ -141,7 +141,7 @@ def decode_image(data: bytes, limits: LimitSettings) -> DecodedImage:
         raise ImageRejected(f"{len(data)} bytes is over the {limits.max_image_bytes}-byte limit", code="IMAGE_TOO_LARGE")
     media_type = sniff_content_type(data)
     if media_type not in SUPPORTED_TYPES:
-        raise ImageRejected(f"unsupported format ({media_type}); send JPEG, PNG, WebP or TIFF",
+        raise ImageRejected(f"unsupported format ({media_type}); send JPEG, PNG, WebP, TIFF or PDF",
                             code="UNSUPPORTED_FORMAT")
     width, height = header_size(data, media_type)
     if width <= 0 or height <= 0:

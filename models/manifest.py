@@ -39,12 +39,13 @@ def resolve_serving(backend: str, device: str, decoder: str, manifest: dict[str,
     return backend, device, decoder
 
 
-def serving_profile(backend: str, decoder: str, *, half: bool = False, reread: bool = True) -> str:
+def serving_profile(backend: str, decoder: str, *, half: bool = False, reread: bool = True,
+                    orientation: bool = True) -> str:
     """The serving settings that change the text, resolved: the backend with its precision,
     and the decoder (``onnx-int8.beam``, ``torch-fp16.greedy``)."""
     precision = {"torch": "fp16" if half else "fp32", "onnx": "fp32"}.get(backend)
     name = f"{backend}-{precision}" if precision else backend
-    return f"{name}.{decoder}" + ("" if reread else ".noreread")
+    return f"{name}.{decoder}" + ("" if reread else ".noreread") + ("" if orientation else ".noorient")
 
 
 def worker_profile(backend: str, device: str, decoder: str, manifest: dict[str, Any], *, cuda_available: bool) -> str:

@@ -17,7 +17,9 @@ import torch
 from billstream_core.settings import LimitSettings
 from models.detection.net import DetectorConfig, LineDetector
 from models.detection.postprocess import BoxCalibration, DetectedLine, boxes_from_map
+from models.documents import decode_document
 from models.engine.cpu_slot import CpuSlot, default_slot_path
+from models.engine.orientation import upright
 from models.engine.reread import RereadConfig, reread
 from models.engine.runners import OnnxRunner, Runner, TorchRunner
 from models.fields.extractor import KeyField, KeyFieldExtractor
@@ -62,6 +64,7 @@ class PageResult:
     timings_ms: dict[str, float]
     warnings: list[str] = field(default_factory=list)
     fields: dict[str, KeyField] = field(default_factory=dict)  # company, date, address, total where found
+    rotation: int = 0  # degrees the page was turned clockwise to read it; boxes are on the turned page
 
     @property
     def text(self) -> str:
@@ -81,6 +84,7 @@ class EngineOptions:
     min_confidence: float = 0.0
     decoder: str = "auto"  # auto: beam search with the LM when the manifest ships one, else greedy
     reread: bool = True  # read doubtful lines again, stretched, as the manifest's reread entry says
+    orientation: bool = True  # turn pages upright (quarter turns) before reading them
     cpu_slot: Path | None = None  # a lock file: network calls on the CPU take turns with other processes holding it
 
 
@@ -152,7 +156,7 @@ class OcrEngine:
                    version=model_version(networks.manifest, serving_profile(
                        options.backend, "beam" if language_model is not None else "greedy",
                        half=options.half and options.backend == "torch" and options.device.startswith("cuda"),
-                       reread=options.reread)),
+                       reread=options.reread, orientation=options.orientation)),
                    crop_margin=networks.recognizer_input.get("crop_margin", 0.08),
                    max_line_width=networks.recognizer_input.get("max_width", 1024), options=options,
                    language_model=language_model,
@@ -204,13 +208,18 @@ class OcrEngine:
     def read_pages(self, pages: list[np.ndarray]) -> list[PageResult]:
         """OCR a batch of decoded pages (grayscale or BGR uint8); line crops of all pages
         are recognised together, batched by width."""
-        prepared, detections, timings = [], [], []
+        prepared, detections, timings, rotations = [], [], [], []
         for page in pages:
             t0 = time.perf_counter()
             gray = prepare_page(page, self.options.preprocess)
             t1 = time.perf_counter()
-            detections.append(self.detect(gray))
+            if self.options.orientation:
+                degrees, gray, found = upright(gray, self.detect, self.recognize_resized, self.crop_margin)
+            else:
+                degrees, found = 0, self.detect(gray)
+            detections.append(found)
             prepared.append(gray)
+            rotations.append(degrees)
             timings.append({"preprocess_ms": (t1 - t0) * 1000, "detect_ms": (time.perf_counter() - t1) * 1000})
         t0 = time.perf_counter()
         crops = [crop_quad(gray, line.quad, self.crop_margin)
@@ -218,7 +227,7 @@ class OcrEngine:
         texts = self.recognize(crops) if crops else []
         per_line_ms = (time.perf_counter() - t0) * 1000 / max(len(crops), 1)
         results, cursor = [], 0
-        for gray, found, timing in zip(prepared, detections, timings):
+        for gray, found, timing, degrees in zip(prepared, detections, timings, rotations):
             lines = []
             for line, (text, confidence) in zip(found, texts[cursor:cursor + len(found)]):
                 if text.strip() and confidence >= self.options.min_confidence:
@@ -228,7 +237,19 @@ class OcrEngine:
             t0 = time.perf_counter()
             fields = self.fields.extract([(line.text, line.quad) for line in lines], (gray.shape[1], gray.shape[0]))
             timing["fields_ms"] = (time.perf_counter() - t0) * 1000
-            results.append(PageResult(lines, {k: round(v, 2) for k, v in timing.items()}, fields=fields))
+            warnings = [f"page turned {degrees} degrees clockwise to read it upright"] if degrees else []
+            results.append(PageResult(lines, {k: round(v, 2) for k, v in timing.items()}, warnings, fields, degrees))
+        return results
+
+    def read_document_bytes(self, data: bytes, limits: LimitSettings = LimitSettings()) -> list[PageResult]:
+        """An image (one page) or a PDF (its pages, within the limits), each page read."""
+        t0 = time.perf_counter()
+        document = decode_document(data, limits)
+        decode_ms = (time.perf_counter() - t0) * 1000 / len(document.pages)
+        results = self.read_pages([page.gray for page in document.pages])
+        for result, page in zip(results, document.pages):
+            result.timings_ms = {"decode_ms": round(decode_ms, 2), **result.timings_ms}
+            result.warnings[:0] = page.warnings
         return results
 
     def read_image_bytes(self, data: bytes, limits: LimitSettings = LimitSettings()) -> PageResult:

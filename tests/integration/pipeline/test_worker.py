@@ -235,3 +235,36 @@ def _worker_identity(log_path: Path) -> str:
         if line.startswith("worker ") and ": model " in line:
             return line.split()[1].rstrip(":")
     raise AssertionError(f"the worker never announced its id:\n{log_path.read_text()[-2000:]}")
+
+
+def test_an_upside_down_jpeg_a_pdf_and_an_ordinary_bill_come_back_upright_with_key_fields(
+        pipeline: Settings, tmp_path: Path) -> None:
+    from producers.samples import sample_bill_lines, sample_bills
+    from tests.support.pdfs import pages_pdf
+
+    images = sample_bills(3, run=7)
+    page = cv2.imdecode(np.frombuffer(images[0], np.uint8), cv2.IMREAD_GRAYSCALE)
+    assert page is not None
+    upside_down = cv2.imencode(".jpg", cv2.rotate(page, cv2.ROTATE_180))[1].tobytes()  # no EXIF tag
+    submitter = BillSubmitter(pipeline)
+    orders = {submitter.submit(upside_down, flush=False).order_number: 0,
+              submitter.submit(pages_pdf([images[1], images[2]]), flush=False).order_number: 1,
+              submitter.submit(images[2], flush=False).order_number: 2}
+    submitter.flush()
+    worker = WorkerProcess(pipeline, "w-bills", tmp_path, input_topic=pipeline.topics.submitted)
+    try:
+        found = collect_results(pipeline, set(orders), timeout=240)
+    finally:
+        stop_all(worker)
+    assert_each_order_once("bills of every shape", set(orders), found, settings=pipeline, log_dir=tmp_path)
+    for order, index in orders.items():
+        (record,) = found[order]
+        printed = sample_bill_lines(index, run=7)
+        assert record["status"] == "RECOGNIZED", record
+        assert record["key_fields"]["company"] == printed[0], record["key_fields"]
+        assert printed[0] in record["page_text"]
+        assert record["key_fields"]["date"] and record["key_fields"]["total"]
+    upside, pdf, plain = (found[o][0] for o in orders)
+    assert upside["page_rotations"] == [180] and plain["page_rotations"] == []
+    assert pdf["page_count"] == 2 and {line["page"] for line in pdf["lines"]} == {0, 1}
+    assert sample_bill_lines(2, run=7)[0] in pdf["page_text"]
