@@ -24,8 +24,9 @@ def test_ocr_writes_one_json_object_per_image(tmp_path: Path) -> None:
     first = records[0]
     assert "TOTAL" in " ".join(line["text"].upper() for line in first["lines"])
     for line in first["lines"]:
-        assert set(line) == {"text", "confidence", "box"} and len(line["box"]) == 8
+        assert set(line) == {"text", "confidence", "box", "page"} and len(line["box"]) == 8 and line["page"] == 0
         assert 0 <= line["confidence"] <= 1
+    assert first["key_fields"]["total"]["text"] == "12.20" and first["key_fields"]["total"]["value"] == "12.20"
     assert all(r["seconds"] > 0 for r in records)
     assert records[2]["error_code"] == "UNSUPPORTED_FORMAT" and records[2]["lines"] == []
 
