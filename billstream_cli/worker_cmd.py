@@ -15,7 +15,7 @@ from billstream_core.storage import ObjectStore
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = sub.add_parser("worker", help="run one inference worker (SIGTERM/Ctrl-C stops it cleanly)")
     parser.add_argument("--instance-id", default=None,
-                        help="stable id (static group membership, transactional id); default: the lowest "
+                        help="stable id (the transactional id); default: the lowest "
                              "free slot of this host, <host>-w<N>, which a restart after a crash takes again")
     parser.add_argument("--input-topic", default=None, help="default: the work topic (BILLSTREAM_WORKER__INPUT_TOPIC)")
     parser.add_argument("--json", action="store_true", help="print the final stats as JSON")

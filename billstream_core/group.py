@@ -69,6 +69,7 @@ def subscribe(consumer: Consumer, topics: list[str], *, prepare: Rebalance | Non
         if prepare is not None:
             prepare(c, offsets)
         c.incremental_assign(offsets)
+        log.info("assigned %s", ", ".join(f"{tp.topic}[{tp.partition}]@{tp.offset}" for tp in offsets) or "nothing")
 
     if on_revoke is None:
         consumer.subscribe(topics, on_assign=on_assign)

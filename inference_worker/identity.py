@@ -1,9 +1,11 @@
 """A worker's default identity: the lowest free slot on its host, stable across restarts.
 
-A worker's instance id names its static group membership and its transactional id. A
-restarted worker with the same id rejoins at once as the same member and, by
-``init_transactions``, aborts its predecessor's open transaction; with a fresh id the
-read_committed readers of those partitions wait for the transaction timeout instead. So
+A worker's instance id names its transactional id. A restarted worker with the same id
+aborts its predecessor's open transaction at once (``init_transactions``); with a fresh id
+the read_committed readers of those partitions wait for the transaction timeout instead.
+(Its group membership stays dynamic: a static member that rejoins is handed its old
+assignment without a rebalance, and partitions left between the two phases of a
+cooperative rebalance then stayed with nobody, across restarts.) So
 workers take slot ``<host>-w<N>``: the lowest N whose lock file no live process holds. A
 killed worker's lock goes with its process, so its restart takes the same slot, while
 workers running side by side on one host get different slots without any flag.

@@ -98,7 +98,6 @@ class InferenceWorker:
         self._stop = threading.Event()
         worker = settings.worker
         self.consumer = consumer or make_consumer(settings.kafka, worker.group_id, read_committed=True, extra={
-            "group.instance.id": instance_id,
             "max.poll.interval.ms": worker.max_poll_interval_ms,
             "session.timeout.ms": min(15_000, worker.max_poll_interval_ms),
             "enable.partition.eof": False,

@@ -90,7 +90,7 @@ class ImageRouter:
         self.inputs = [settings.topics.submitted, settings.topics.results, self.by_image]
         self.consumer = consumer or make_consumer(
             settings.kafka, f"{settings.stream.app_id}-router", read_committed=True,
-            extra={"group.instance.id": f"router-{instance_id}", "session.timeout.ms": 15_000})
+            extra={"session.timeout.ms": 15_000})  # dynamic membership: see docs/decisions/2026-12-06-*
         self.producer = producer or ReliableProducer(settings.kafka,
                                                      transactional_id=f"{settings.stream.app_id}-router-{instance_id}")
         self.index: dict[int, dict[str, dict[str, Any]]] = {}  # by-image partition → sha256 → entry
