@@ -101,9 +101,11 @@ class KeyFieldExtractor:
         if not found:
             return None
         scores = np.asarray(self.totals.predict(candidate_features(rows, found, page_size)), np.float32)
+        chances = np.exp(scores - scores.max())
+        chances /= chances.sum()  # the ranker's scores as a share among this receipt's amounts
         best = found[int(scores.argmax())]
         text = best.text if self.total_currency or best.currency is None else best.text[best.text.index(best.value[0]):]
-        return Found(text, best.value, float(scores.max()), best.row_lines, best.currency)
+        return Found(text, best.value, float(chances.max()), best.row_lines, best.currency)
 
 
 def _block(column: np.ndarray, allowed: np.ndarray, threshold: float) -> tuple[int, ...]:
