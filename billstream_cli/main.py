@@ -10,11 +10,11 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from billstream_cli import demo_cmd, infra_cmd, ocr_cmd, smoke_cmd, stream_cmd, submit_cmd, worker_cmd
+from billstream_cli import api_cmd, demo_cmd, infra_cmd, ocr_cmd, smoke_cmd, stream_cmd, submit_cmd, worker_cmd
 from billstream_core.errors import BillstreamError, SettingsError
 from billstream_core.settings import load_settings
 
-COMMANDS = (demo_cmd, infra_cmd, ocr_cmd, smoke_cmd, stream_cmd, submit_cmd, worker_cmd)
+COMMANDS = (api_cmd, demo_cmd, infra_cmd, ocr_cmd, smoke_cmd, stream_cmd, submit_cmd, worker_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

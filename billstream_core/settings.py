@@ -189,6 +189,37 @@ class StreamAppSettings(BaseModel):
         return f"http://{self.web_host}:{self.web_port}"
 
 
+class ApiSettings(BaseModel):
+    """The HTTP front door (``billstream api``): where it listens, what it admits, who may call.
+
+    Keys are stored hashed in ``keys_file`` (``billstream api-keys``); ``keys`` adds entries
+    from the environment in the same form (``ID:SHA256[:RATE]``, comma-separated).
+    """
+
+    model_config = _FROZEN
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=18080, gt=0, lt=65536)
+    public_url: str | None = Field(default=None, description="the URL clients use (Location headers); "
+                                                             "default: the request's own")
+    stream_urls: str | None = Field(default=None, description="stream apps to ask for orders, comma-separated; "
+                                                              "default: stream.url")
+    max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024,
+                                description="a request body over this is refused with 413 before it is read")
+    max_files: int = Field(default=20, ge=1, le=1000, description="bills in one multipart request")
+    max_wait_s: float = Field(default=60.0, ge=0, le=600, description="the longest ?wait= a GET may hold")
+    allow_anonymous: bool = Field(default=False, description="requests without a key; on only in the local demo")
+    keys_file: Path | None = None
+    keys: SecretStr | None = None
+    rate_per_s: float = Field(default=20.0, gt=0, description="requests a second per key (token bucket)")
+    burst: int = Field(default=40, ge=1, description="requests a key may make at once before the rate applies")
+    idempotency_hours: float = Field(default=24.0, gt=0, le=24 * 30)
+
+    @property
+    def stream_url_list(self) -> list[str] | None:
+        return [u.strip().rstrip("/") for u in self.stream_urls.split(",") if u.strip()] if self.stream_urls else None
+
+
 def _default_cache_dir() -> Path:
     return Path.home() / ".cache" / "billstream"
 
@@ -233,6 +264,7 @@ class Settings(BaseSettings):
     limits: LimitSettings = LimitSettings()
     worker: WorkerSettings = WorkerSettings()
     stream: StreamAppSettings = StreamAppSettings()
+    api: ApiSettings = ApiSettings()
     infra: InfraSettings = InfraSettings()
 
 

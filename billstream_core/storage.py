@@ -11,8 +11,9 @@ import hashlib
 import io
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TypeVar
 
 import urllib3
@@ -53,17 +54,18 @@ class ObjectStore:
         self.settings = settings
         self.bucket = settings.bucket
         self._sleep = sleep
+        self._http = urllib3.PoolManager(
+            timeout=urllib3.Timeout(connect=settings.connect_timeout_s, read=settings.read_timeout_s),
+            retries=urllib3.Retry(total=0),
+            maxsize=32,
+        )
         self._client = client or Minio(
             settings.endpoint,
             access_key=settings.access_key.get_secret_value(),
             secret_key=settings.secret_key.get_secret_value(),
             secure=settings.secure,
             region=settings.region,
-            http_client=urllib3.PoolManager(
-                timeout=urllib3.Timeout(connect=settings.connect_timeout_s, read=settings.read_timeout_s),
-                retries=urllib3.Retry(total=0),
-                maxsize=32,
-            ),
+            http_client=self._http,
         )
 
     def __repr__(self) -> str:
@@ -104,6 +106,10 @@ class ObjectStore:
             raise
         return True
 
+    def bucket_exists(self) -> bool:
+        """One request that proves the server answers (a readiness check)."""
+        return self._call("bucket_exists", None, lambda: self._client.bucket_exists(self.bucket))
+
     def head(self, key: str) -> StoredObject:
         stat = self._call("stat", key, lambda: self._client.stat_object(self.bucket, key))
         return StoredObject(self.bucket, key, key, int(stat.size or 0),
@@ -125,6 +131,43 @@ class ObjectStore:
         self._call("put", key, lambda: self._client.put_object(
             self.bucket, key, io.BytesIO(data), len(data), content_type=content_type))
         return stored
+
+    def put_named(self, key: str, data: bytes, content_type: str = "application/json", *,
+                  only_if_absent: bool = False) -> bool:
+        """Store bytes under a chosen key (not content-addressed: small records beside the
+        images). ``only_if_absent`` makes it a conditional create (``If-None-Match: *``, sent
+        on a presigned URL since the client has no option for it); returns False when an
+        object was already there."""
+        if not only_if_absent:
+            self._call("put", key, lambda: self._client.put_object(
+                self.bucket, key, io.BytesIO(data), len(data), content_type=content_type))
+            return True
+
+        def create() -> bool:
+            url = self._client.presigned_put_object(self.bucket, key, expires=timedelta(minutes=5))
+            response = self._http.request("PUT", url, body=data, headers={
+                "If-None-Match": "*", "Content-Type": content_type}, retries=False)
+            if response.status == 412:
+                return False
+            if response.status >= 500:
+                raise urllib3.exceptions.HTTPError(f"HTTP {response.status}")
+            if response.status >= 300:
+                raise StorageError(f"conditional put {self.bucket}/{key} failed: HTTP {response.status}")
+            return True
+
+        return self._call("create", key, create)
+
+    def remove(self, key: str) -> None:
+        self._call("remove", key, lambda: self._client.remove_object(self.bucket, key))
+
+    def stream(self, key: str, chunk_bytes: int = 256 * 1024) -> Iterator[bytes]:
+        """An object's bytes in chunks, for answering a download without holding it whole."""
+        response = self._call("get", key, lambda: self._client.get_object(self.bucket, key))
+        try:
+            yield from response.stream(chunk_bytes)
+        finally:
+            response.close()
+            response.release_conn()
 
     def get(self, key: str, *, max_bytes: int | None = None) -> bytes:
         """Read an object whole; refuses objects over ``max_bytes`` by the response's

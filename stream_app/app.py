@@ -25,6 +25,7 @@ from billstream_core.serde import codec
 from billstream_core.settings import Settings, TopicSpec
 from stream_app.layout import check_partition_layout
 from stream_app.router import ImageRouter, router_topics
+from stream_app.waiters import OrderWaiters, parse_wait
 
 log = logging.getLogger("billstream.stream")
 
@@ -78,11 +79,12 @@ def build_app(settings: Settings, *, model_version: str, router: ImageRouter | N
     async def track(stream: Any) -> None:
         async for _key, value in stream.items():
             try:
-                order = submitted_codec.decode(value)["order_number"]
+                event = submitted_codec.decode(value)
             except DecodeError:
                 continue  # the router sends it to the worker, which answers FAILED
+            order = event["order_number"]
             if orders.get(order) is None:
-                orders[order] = {"state": "pending", "result": None}
+                orders[order] = {"state": "pending", "result": None, "image_sha256": event["image"]["sha256"]}
 
     @app.agent(results)
     async def collect(stream: Any) -> None:
@@ -92,15 +94,27 @@ def build_app(settings: Settings, *, model_version: str, router: ImageRouter | N
             except DecodeError as exc:
                 log.warning("undecodable result for %r: %s", key, exc)
                 continue
-            orders[result["order_number"]] = {"state": "done", "result": result}
+            order = result["order_number"]
+            orders[order] = {"state": "done", "result": result}
+            waiting.wake(order)
+
+    waiting = OrderWaiters()
 
     @app.page("/orders/{order_number}")
+    @app.table_route(table=orders, match_info="order_number")
     async def get_order(web: Any, request: Any, order_number: str) -> Any:
+        """Answered by the instance that holds the order's partition (others forward the
+        request there); ``?wait=S`` holds a pending or unknown order until its result lands."""
+        wait_s = parse_wait(request.query.get("wait"))
         entry = orders.get(order_number)
+        if wait_s and (entry is None or entry["state"] != "done"):
+            await waiting.wait(order_number, wait_s)
+            entry = orders.get(order_number)
         if entry is None:
             return web.json({"order_number": order_number, "status": "UNKNOWN"}, status=404)
         if entry["state"] != "done":
-            return web.json({"order_number": order_number, "status": "PENDING"}, status=202)
+            return web.json({"order_number": order_number, "status": "PENDING",
+                             "image_sha256": entry.get("image_sha256")}, status=202)
         return web.json(entry["result"], status=200)
 
     @app.page("/ready")
