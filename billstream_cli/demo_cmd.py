@@ -1,8 +1,10 @@
 """`billstream demo`: the whole system on one machine, with results printed as they arrive.
 
-Brings up Kafka + MinIO (unless running), the stream app and two workers, submits sample
-bills (plus one repeat, answered from cache, and one broken file, answered FAILED), prints
-each result, then a summary. Ctrl-C, or the end, stops everything the demo started.
+Brings up Kafka + MinIO (unless running), the stream app, two workers and the HTTP API
+(anonymous access on: it is the local demo), submits sample bills (one of them over HTTP,
+plus one repeat, answered from cache, and one broken file, answered FAILED), prints each
+result, then a summary. Ctrl-C, or the end, stops everything the demo started; with
+``--keep`` the web page stays up for the user's own bills.
 """
 from __future__ import annotations
 
@@ -10,8 +12,10 @@ import argparse
 import json
 import sys
 import time
+import urllib.request
 
 from billstream_cli.formatting import format_result
+from billstream_core.media import sniff_content_type
 from billstream_core.results_reader import ResultsReader
 from billstream_core.settings import Settings
 from infra.components import ComponentProcesses, wait_ready
@@ -33,10 +37,19 @@ def _say(message: str, as_json: bool) -> None:
           flush=True)
 
 
+def _post_bill(api_url: str, image: bytes) -> str:
+    """Submit through the front door, as an HTTP client would; its order number."""
+    request = urllib.request.Request(f"{api_url}/v1/bills", data=image, method="POST",
+                                     headers={"Content-Type": sniff_content_type(image)})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return str(json.loads(response.read())["orders"][0]["order_number"])
+
+
 def run(settings: Settings, args: argparse.Namespace) -> int:
     from producers.samples import sample_bills
     from producers.submit import BillSubmitter
 
+    page = f"http://{settings.api.host}:{settings.api.port}"
     stack = LocalStack(settings)
     was_running = all(s.running for s in stack.status())
     stack.up()
@@ -47,7 +60,10 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         children.start("stream-app", "stream-app")
         for n in range(args.workers):
             children.start(f"worker-{n + 1}", "worker")  # each takes its own slot of this host
+        children.start("api", "api", env={"BILLSTREAM_API__ALLOW_ANONYMOUS": "true"})
         wait_ready(settings.stream.url, children, 120)
+        wait_ready(page, children, 60, path="/readyz", what="the HTTP API")
+        _say(f"web page and API: {page}/  (API docs: {page}/docs)", args.json)
 
         results = ResultsReader(settings.kafka, settings.topics.results, start="end", group_prefix="billstream-demo")
 
@@ -56,13 +72,15 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         images = sample_bills(args.bills, run=run_tag)
         orders: dict[str, str] = {}
         started = time.monotonic()
-        for n, image in enumerate(images):
+        for n, image in enumerate(images[:-1]):
             orders[submitter.submit(image, flush=False).order_number] = f"sample bill {n + 1}"
+        orders[_post_bill(page, images[-1])] = f"sample bill {len(images)}, over HTTP"
         orders[submitter.submit(images[0], flush=False).order_number] = "repeat of sample bill 1"
         broken = f"run {run_tag}: a text file, not a bill".encode()
         orders[submitter.submit(broken, flush=False).order_number] = "broken file"
         submitter.flush()
-        _say(f"submitted {len(orders)} orders: {args.bills} sample bills, 1 repeat, 1 broken file", args.json)
+        _say(f"submitted {len(orders)} orders: {args.bills} sample bills (1 through the HTTP API), 1 repeat, "
+             "1 broken file", args.json)
 
         seen: dict[str, list[dict]] = {}
         deadline = time.monotonic() + args.timeout
@@ -96,7 +114,9 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         interrupted = True
         raise
     finally:
-        if not args.keep:
+        if args.keep:
+            _say(f"left running (logs in {children.log_dir}): open {page}/ to upload your own bills", args.json)
+        else:
             children.stop()
             if not was_running:
                 stack.down()

@@ -2,6 +2,7 @@
 the benchmarks: started with `billstream …`, logged to files, stopped SIGTERM-then-SIGKILL."""
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -61,8 +62,10 @@ class ComponentProcesses:
         self.env = env
         self.procs: list[tuple[str, ChildProcess]] = []
 
-    def start(self, name: str, *args: str) -> None:
-        self.procs.append((name, ChildProcess(list(args), self.log_dir / f"{name}.log", self.env)))
+    def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> None:
+        """``env`` adds variables for this child only."""
+        child_env = {**os.environ, **(self.env or {}), **env} if env else self.env
+        self.procs.append((name, ChildProcess(list(args), self.log_dir / f"{name}.log", child_env)))
 
     def check(self) -> None:
         for name, child in self.procs:
@@ -77,14 +80,15 @@ class ComponentProcesses:
         self.procs.clear()
 
 
-def wait_ready(url: str, children: ComponentProcesses, timeout: float) -> None:
-    """Until the stream app says its tables are recovered (503 before that)."""
+def wait_ready(url: str, children: ComponentProcesses, timeout: float, *, path: str = "/ready",
+               what: str = "the stream app") -> None:
+    """Until ``url + path`` answers 200 (the stream app: its tables are recovered; 503 before)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         children.check()
         try:
-            urllib.request.urlopen(f"{url}/ready", timeout=2).read()
+            urllib.request.urlopen(f"{url}{path}", timeout=2).read()
             return
         except OSError:
             time.sleep(0.5)
-    raise BillstreamError(f"the stream app was not ready at {url} within {timeout:.0f}s")
+    raise BillstreamError(f"{what} was not ready at {url} within {timeout:.0f}s")
