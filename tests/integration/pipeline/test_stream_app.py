@@ -248,6 +248,12 @@ def test_two_stream_apps_one_killed_mid_burst_answer_each_order_once_with_one_in
         restarted = ServiceProcess(other, "stream-b-restarted", tmp_path, ["stream-app", "--instance-id", "b"])
         found = collect_results(settings, orders, timeout=240, settle=8)
         repartitioned = offsets_written(settings, router_topics(settings).by_image.name)
+        wait_http(other)
+        # either app answers for every order: one in the other's partitions is forwarded there
+        for app in (settings, other):
+            for order in sorted(orders):
+                with urllib.request.urlopen(f"{app.stream.url}/orders/{order}?wait=30", timeout=60) as response:
+                    assert response.status == 200 and json.loads(response.read())["order_number"] == order
     finally:
         stop_all(first, second, restarted, worker)
     assert_each_order_once("two stream apps, one killed", orders, found, settings=settings, log_dir=tmp_path)
