@@ -80,3 +80,14 @@ def test_an_order_submitted_on_one_instance_is_read_on_the_other(front_door: Fro
     done = httpx.get(f"{front_door.b.url}/v1/bills/{order}", params={"wait": 120}, headers=bearer(front_door.key),
                      timeout=150)
     assert done.status_code == 200 and done.json()["order_number"] == order, done.text
+
+
+def test_the_schema_docs_and_health_are_served(front_door: FrontDoor) -> None:
+    schema = httpx.get(f"{front_door.a.url}/openapi.json", timeout=30).json()
+    assert {"/v1/bills", "/v1/bills/{order_number}", "/v1/bills/{order_number}/image", "/healthz",
+            "/readyz"} <= schema["paths"].keys()
+    assert "multipart/form-data" in schema["paths"]["/v1/bills"]["post"]["requestBody"]["content"]
+    assert "swagger" in httpx.get(f"{front_door.a.url}/docs", timeout=30).text.lower()
+    assert httpx.get(f"{front_door.b.url}/healthz", timeout=30).json() == {"status": "ok"}
+    ready = httpx.get(f"{front_door.b.url}/readyz", timeout=30)
+    assert ready.status_code == 200 and ready.json() == {"ready": True, "kafka": True, "object_store": True}
