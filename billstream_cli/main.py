@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from billstream_cli import api_cmd, demo_cmd, infra_cmd, ocr_cmd, smoke_cmd, stream_cmd, submit_cmd, worker_cmd
 from billstream_core.errors import BillstreamError, SettingsError
+from billstream_core.logs import configure_logging
 from billstream_core.settings import load_settings
 
 COMMANDS = (api_cmd, demo_cmd, infra_cmd, ocr_cmd, smoke_cmd, stream_cmd, submit_cmd, worker_cmd)
@@ -28,12 +29,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
-    if not args.verbose:
-        logging.getLogger("billstream.kafka").setLevel(logging.CRITICAL)
     try:
         settings = load_settings()
+        configure_logging(logging.DEBUG if args.verbose else logging.WARNING, settings.log.format)
+        if not args.verbose:
+            logging.getLogger("billstream.kafka").setLevel(logging.CRITICAL)
         return int(args.run(settings, args))
     except SettingsError as exc:
         print(f"billstream: {exc}", file=sys.stderr)

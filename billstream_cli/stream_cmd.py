@@ -64,7 +64,7 @@ def run_stream(settings: Settings, args: argparse.Namespace) -> int:
     routing = threading.Thread(target=router.run, kwargs={"on_fatal": on_fatal}, name="router", daemon=True)
     routing.start()
     app = build_app(settings, model_version=version, router=router)
-    worker = faust_worker(app, args.loglevel)
+    worker = faust_worker(app, args.loglevel, settings.log.format)
     try:
         worker.execute_from_commandline()  # returns on SIGTERM/SIGINT after a clean stop
     finally:

@@ -8,6 +8,7 @@ import signal
 import sys
 
 from billstream_core.kafka import wait_for_broker
+from billstream_core.probes import ProbeServer
 from billstream_core.settings import Settings
 from billstream_core.storage import ObjectStore
 
@@ -42,12 +43,18 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     slot = explicit_slot(args.instance_id) if args.instance_id else claim_slot()
     instance_id = slot.instance_id
     worker = InferenceWorker(settings, handler, instance_id=instance_id)
+    probes = ProbeServer(worker_settings.probe_host, worker_settings.probe_port, worker.metrics.registry,
+                         alive=worker.alive, ready=worker.ready).start()
+    worker.metrics.describe_model(engine.name, engine.version, backend=options.backend, device=options.device)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: worker.stop())
     cpu_slot = f", CPU slot {options.cpu_slot}" if options.cpu_slot else ""
     print(f"worker {instance_id}: model {engine.name} {engine.version} ({options.backend} on {options.device}, "
-          f"{options.decoder} decoder{cpu_slot}), reading {worker.input_topic}", file=sys.stderr, flush=True)
-    stats = worker.run()
+          f"{options.decoder} decoder{cpu_slot}), reading {worker.input_topic}; probes and metrics at {probes.url}", file=sys.stderr, flush=True)
+    try:
+        stats = worker.run()
+    finally:
+        probes.stop()
     summary = vars(stats) | {"instance_id": instance_id}
     print(json.dumps(summary) if args.json else f"worker {instance_id} stopped: {summary}", file=sys.stderr if not args.json else sys.stdout)
     return 0

@@ -160,6 +160,10 @@ class WorkerSettings(BaseModel):
     nice: int = Field(default=0, ge=0, le=19,
                       description="CPU niceness added at start: on a machine shared with the broker and the "
                                   "router, their short steps are then scheduled before bulk inference")
+    probe_host: str = Field(default="127.0.0.1", description="where /healthz, /readyz and /metrics listen; "
+                                                                "0.0.0.0 in a container")
+    probe_port: int = Field(default=0, ge=0, lt=65536,
+                            description="0: a free port (several workers on one host), logged at start")
 
 
 class StreamAppSettings(BaseModel):
@@ -220,6 +224,12 @@ class ApiSettings(BaseModel):
         return [u.strip().rstrip("/") for u in self.stream_urls.split(",") if u.strip()] if self.stream_urls else None
 
 
+class LogSettings(BaseModel):
+    model_config = _FROZEN
+
+    format: Literal["text", "json"] = Field(default="text", description="json: one object per line")
+
+
 def _default_cache_dir() -> Path:
     return Path.home() / ".cache" / "billstream"
 
@@ -265,6 +275,7 @@ class Settings(BaseSettings):
     worker: WorkerSettings = WorkerSettings()
     stream: StreamAppSettings = StreamAppSettings()
     api: ApiSettings = ApiSettings()
+    log: LogSettings = LogSettings()
     infra: InfraSettings = InfraSettings()
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from billstream_core.errors import BillstreamError, ObjectNotFound
@@ -31,11 +33,13 @@ from http_api.access import Caller, Gate
 from http_api.idempotency import Claim, IdempotencyStore, fingerprint
 from http_api.intake import RequestRefused, UploadedBill, read_multipart, read_raw_bill
 from http_api.keys import KeyFile, KeyRing, parse_env_keys
+from http_api.metrics import ApiMetrics
 from http_api.orders import OrderReader
 from http_api.ratelimit import RateLimiter
 from http_api.submission import AsyncSubmitter, BillToSubmit, failure_status
 
 log = logging.getLogger("billstream.api")
+audit = logging.getLogger("billstream.audit")  # who sent which bill: one line per accepted order
 STATIC = resources.files("http_api") / "static"
 
 _BILL_BODY = {"content": {
@@ -93,12 +97,28 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="billstream", version="1", lifespan=lifespan,
                   description="Submit bills (receipts, invoices) and read what was recognised on them.")
+    metrics = ApiMetrics()
+
+    @app.middleware("http")
+    async def measure(request: Request, call_next: Any) -> Response:
+        started = time.perf_counter()
+        response: Response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "other")
+        metrics.requests.labels(path, request.method, str(response.status_code)).inc()
+        metrics.seconds.labels(path).observe(time.perf_counter() - started)
+        return response
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     def parts() -> Parts:
         return holder["parts"]
 
     @app.exception_handler(RequestRefused)
     async def refused(request: Request, exc: RequestRefused) -> JSONResponse:
+        metrics.refusals.labels(exc.code).inc()
         headers = dict(exc.headers)
         if request.method == "POST":
             # the body may be unread: closing the connection stops the server reading (and
@@ -200,6 +220,12 @@ def create_app(settings: Settings) -> FastAPI:
                              for s, b in zip(submissions, bills)]}
         if claim is not None and idem_key is not None:
             await asyncio.to_thread(p.idempotency.complete, caller.scope, idem_key, print_, claim, answer)
+        for submission in submissions:
+            metrics.bills.labels(submission.image.content_type).inc()
+            metrics.bytes.inc(submission.image.size_bytes)
+            audit.info("accepted order %s (image %s) from %s", submission.order_number, submission.image.sha256,
+                       caller.scope, extra={"order_number": submission.order_number, "principal": caller.scope,
+                                            "image_sha256": submission.image.sha256})
         return _accepted(answer, replayed=False)
 
     def _accepted(answer: dict[str, Any], *, replayed: bool) -> JSONResponse:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +43,7 @@ from billstream_core.serde import codec
 from billstream_core.settings import Settings
 from inference_worker import results
 from inference_worker.handler import BillHandler, EngineBatch, PreparedBill
+from inference_worker.metrics import WorkerMetrics
 
 log = logging.getLogger("billstream.worker")
 
@@ -88,7 +90,8 @@ class _Batch:
 
 class InferenceWorker:
     def __init__(self, settings: Settings, handler: BillHandler, *, instance_id: str,
-                 consumer: Consumer | None = None, producer: ReliableProducer | None = None) -> None:
+                 consumer: Consumer | None = None, producer: ReliableProducer | None = None,
+                 metrics: WorkerMetrics | None = None) -> None:
         """``consumer`` and ``producer``: stand-ins for unit tests of the loop's decisions."""
         self.settings = settings
         self.handler = handler
@@ -97,11 +100,18 @@ class InferenceWorker:
         self.stats = WorkerStats()
         self._stop = threading.Event()
         worker = settings.worker
+        self.metrics = metrics or WorkerMetrics(worker.group_id)
+        self.metrics.describe_model(handler.engine.name, handler.engine.version)
+        # what the probes read (from their own thread): the loop's last turn and its partitions
+        self.last_turn = time.monotonic()
+        self.assigned = 0
+        self.running = False
         self.consumer = consumer or make_consumer(settings.kafka, worker.group_id, read_committed=True, extra={
             "max.poll.interval.ms": worker.max_poll_interval_ms,
             "session.timeout.ms": min(15_000, worker.max_poll_interval_ms),
             "enable.partition.eof": False,
             "fetch.wait.max.ms": RESUME_FETCH_WAIT_MS,
+            **self.metrics.lag.consumer_config(),
         })
         self.producer = producer or ReliableProducer(
             settings.kafka, transactional_id=transactional_id(settings, instance_id),
@@ -114,6 +124,17 @@ class InferenceWorker:
     def stop(self) -> None:
         self._stop.set()
 
+    def alive(self) -> tuple[bool, str]:
+        """Alive while the loop turns: it polls at least every POLL_WHILE_ENGINE_S, even
+        during an engine batch, so a loop silent for the poll interval is stuck."""
+        silent = time.monotonic() - self.last_turn
+        ok = silent < self.settings.worker.max_poll_interval_ms / 1000
+        return ok, f"loop last turned {silent:.1f}s ago"
+
+    def ready(self) -> tuple[bool, str]:
+        ok = self.running and self.assigned > 0
+        return ok, f"{self.assigned} partition(s) of {self.input_topic} assigned" if self.running else "starting"
+
     def run(self) -> WorkerStats:
         try:
             self.producer.raw.init_transactions(30)  # fences an earlier incarnation, aborts its open transaction
@@ -123,8 +144,11 @@ class InferenceWorker:
         log.info("worker %s consuming %s", self.instance_id, self.input_topic)
         engine_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine")
         in_flight: _Batch | None = None
+        self.running = True
         try:
             while not self._stop.is_set() or in_flight is not None:
+                self.last_turn = time.monotonic()
+                self.assigned = len(self.consumer.assignment())
                 wait_s = self.settings.worker.max_wait_ms / 1000 if in_flight is None and not self._held else 0.0
                 limit = self.settings.worker.max_batch
                 messages, self._held = ([], []) if self._stop.is_set() else (self._held[:limit], self._held[limit:])
@@ -147,6 +171,7 @@ class InferenceWorker:
                     self._held = [m for m in self._held if _where(m) not in rewound]  # they come again
                 in_flight = batch
         finally:
+            self.running = False
             engine_thread.shutdown(wait=True)
             self.consumer.close()
             self.handler.close()
@@ -171,7 +196,10 @@ class InferenceWorker:
     def _start(self, messages: list[Message]) -> _Batch:
         """Decode the events and fetch and decode their images."""
         events, failures, dead = self._decode(messages)
-        return _Batch(messages, failures, dead, self.handler.prepare(events) if events else [])
+        prepared = self.handler.prepare(events) if events else []
+        for bill in prepared:
+            self.metrics.prepared(bill.fetch_ms, bill.decode_ms)
+        return _Batch(messages, failures, dead, prepared)
 
     def _outputs(self, batch: _Batch) -> list[tuple[dict[str, Any], dict[str, str | bytes | None] | None]]:
         """The batch's results: those known before the engine, then the engine's (waited for,
@@ -180,6 +208,9 @@ class InferenceWorker:
         outputs: list[tuple[dict[str, Any], dict[str, str | bytes | None] | None]] = [(r, None) for r in batch.outputs]
         if batch.engine is not None:
             engine = self._wait(batch.engine)
+            if engine.pages:
+                self.metrics.batch_pages.observe(engine.pages)
+                self.metrics.batch_seconds.observe(engine.ms / 1000)
             headers: dict[str, str | bytes | None] = {ENGINE_BATCH_PAGES: str(engine.pages),
                                                       ENGINE_BATCH_MS: f"{engine.ms:.2f}"}
             outputs += [(record, headers) for record in engine.results]
@@ -198,7 +229,13 @@ class InferenceWorker:
 
         if not commit_consumed(self.producer, self.consumer, batch.messages, produce, owner=f"worker {self.instance_id}"):
             self.stats.aborts += 1
+            self.metrics.transactions.labels("abort").inc()
             return False
+        self.metrics.committed([record for record, _ in outputs], len(batch.dead))
+        for record, _ in outputs:
+            if record["status"] == "FAILED":
+                log.info("order %s failed: %s", record["order_number"], record["error_code"],
+                         extra={"order_number": record["order_number"], "error_code": record["error_code"]})
         self.stats.batches += 1
         self.stats.results += len(outputs)
         self.stats.failed += sum(r["status"] == "FAILED" for r, _ in outputs)
@@ -210,6 +247,7 @@ class InferenceWorker:
         fetched and decoded before the engine is free; returns once it is full or the engine done."""
         messages: list[Message] = []
         while len(messages) < room and not engine.done() and not self._stop.is_set():
+            self.last_turn = time.monotonic()
             messages += take_available(self.consumer, room - len(messages), 0)
             if len(messages) < room:
                 wait([engine], timeout=POLL_WHILE_ENGINE_S)
@@ -224,6 +262,7 @@ class InferenceWorker:
         paused: list[TopicPartition] = []
         try:
             while not future.done():
+                self.last_turn = time.monotonic()
                 if len(self._held) >= limit:  # again each time: a partition may have been assigned since
                     fresh = delivering_partitions(self.consumer, skip={_key(tp) for tp in paused})
                     if fresh:

@@ -10,7 +10,7 @@ from billstream_core.errors import InfraError
 from infra.processes import ManagedProcess
 from infra.toolchain import kafka_libs, require
 
-_LOG4J = Path(__file__).resolve().parent / "kafka" / "log4j.properties"
+_LOG4J2 = Path(__file__).resolve().parent / "kafka" / "log4j2.yaml"
 
 
 def new_cluster_id() -> str:
@@ -67,7 +67,7 @@ class LocalKafka:
         return [
             require("java"), f"-Xmx{self.heap}", f"-Xms{self.heap}", "-XX:+UseG1GC",
             *(["-XX:TieredStopAtLevel=1"] if self.quick_jit else []),
-            "-Djava.awt.headless=true", f"-Dlog4j.configuration=file:{_LOG4J}",
+            "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={_LOG4J2}",
             f"-Dkafka.logs.dir={self.dir / 'logs'}",
             "-cp", f"{libs}/*", main_class, *args,
         ]

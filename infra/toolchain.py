@@ -9,7 +9,7 @@ from pathlib import Path
 
 from billstream_core.errors import InfraError, ToolchainMissing
 
-KAFKA_VERSION = "3.9.1"
+KAFKA_VERSION = "4.4.0"
 MINIO_MODULE = "github.com/minio/minio"
 MINIO_VERSION = "v0.0.0-20260212201848-7aac2a2c5b7c"  # master of 2026-02-12
 _POM = Path(__file__).resolve().parent / "kafka" / "pom.xml"

@@ -19,11 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import faust
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from billstream_core.errors import DecodeError
+from billstream_core.logs import logging_config
 from billstream_core.serde import codec
 from billstream_core.settings import Settings, TopicSpec
 from stream_app.layout import check_partition_layout
+from stream_app.metrics import StreamMetrics
 from stream_app.router import ImageRouter, router_topics
 from stream_app.waiters import OrderWaiters, parse_wait
 
@@ -35,11 +38,15 @@ def internal_topics(settings: Settings) -> list[TopicSpec]:
     return list(router_topics(settings))
 
 
-def faust_worker(app: faust.App, loglevel: str) -> faust.Worker:
+_LEVELS = {"crit": "CRITICAL", "warn": "WARNING"}  # Faust's short names
+
+
+def faust_worker(app: faust.App, loglevel: str, log_format: str = "text") -> faust.Worker:
     """Faust's worker without its terminal spinner. To spin on every log record, the spinner
     sets the root logger to DEBUG; every aiokafka request then built a debug record that
     no handler printed (a tenth of the stream app's CPU in a burst of bills, by py-spy)."""
-    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True,
+                          logging_config=logging_config(_LEVELS.get(loglevel, loglevel.upper()), log_format))
     worker.spinner = None
     return worker
 
@@ -96,9 +103,11 @@ def build_app(settings: Settings, *, model_version: str, router: ImageRouter | N
                 continue
             order = result["order_number"]
             orders[order] = {"state": "done", "result": result}
+            metrics.results.labels(result["status"], result.get("error_code") or "").inc()
             waiting.wake(order)
 
     waiting = OrderWaiters()
+    metrics = StreamMetrics(router, lambda: len(orders), model_version)
 
     @app.page("/orders/{order_number}")
     @app.table_route(table=orders, match_info="order_number")
@@ -117,15 +126,35 @@ def build_app(settings: Settings, *, model_version: str, router: ImageRouter | N
                              "image_sha256": entry.get("image_sha256")}, status=202)
         return web.json(entry["result"], status=200)
 
-    @app.page("/ready")
-    async def get_ready(web: Any, request: Any) -> Any:
-        """200 once the table is recovered and the router has its partitions and image index."""
+    def is_ready() -> bool:
         recovery: Any = app.tables.recovery  # type: ignore[attr-defined]  # TableManager's, not on its interface
         assigned = {tp.topic for tp in app.consumer.assignment()}
         ready = {submitted.get_topic_name(), results.get_topic_name()} <= assigned and not app.rebalancing \
             and recovery.completed.is_set() and not recovery.in_recovery \
             and (router is None or router.ready.is_set())
+        return bool(ready)
+
+    @app.page("/ready")
+    async def get_ready(web: Any, request: Any) -> Any:
+        """200 once the table is recovered and the router has its partitions and image index."""
+        ready = is_ready()
         return web.json({"ready": ready}, status=200 if ready else 503)
+
+    @app.page("/readyz")
+    async def get_readyz(web: Any, request: Any) -> Any:
+        ready = is_ready()
+        return web.json({"ok": ready, "detail": "tables recovered, partitions assigned" if ready else "recovering"},
+                        status=200 if ready else 503)
+
+    @app.page("/healthz")
+    async def get_healthz(web: Any, request: Any) -> Any:
+        """Alive while the router thread runs (it stops the process when it fails)."""
+        ok = router is None or not router.stopped
+        return web.json({"ok": ok, "detail": "serving" if ok else "router stopped"}, status=200 if ok else 503)
+
+    @app.page("/metrics")
+    async def get_metrics(web: Any, request: Any) -> Any:
+        return web.bytes(generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
     @app.page("/stats")
     async def get_stats(web: Any, request: Any) -> Any:

@@ -50,6 +50,7 @@ from billstream_core.kafka import (
     partition_count,
     take_available,
 )
+from billstream_core.lag import ConsumerLag
 from billstream_core.serde import codec
 from billstream_core.settings import Settings, TopicSpec
 from stream_app import records
@@ -88,9 +89,10 @@ class ImageRouter:
         topics = router_topics(settings)
         self.by_image, self.changelog, self.orders_log = topics.by_image.name, topics.images.name, topics.orders.name
         self.inputs = [settings.topics.submitted, settings.topics.results, self.by_image]
+        self.lag = ConsumerLag(f"{settings.stream.app_id}-router")
         self.consumer = consumer or make_consumer(
             settings.kafka, f"{settings.stream.app_id}-router", read_committed=True,
-            extra={"session.timeout.ms": 15_000})  # dynamic membership: see docs/decisions/2026-12-06-*
+            extra={"session.timeout.ms": 15_000, **self.lag.consumer_config()})  # dynamic membership: see docs/decisions/2026-12-06-*
         self.producer = producer or ReliableProducer(settings.kafka,
                                                      transactional_id=f"{settings.stream.app_id}-router-{instance_id}")
         self.index: dict[int, dict[str, dict[str, Any]]] = {}  # by-image partition → sha256 → entry
@@ -102,6 +104,7 @@ class ImageRouter:
         self._foreign_seen: set[str] = set()
         self._image_partitions = topics.by_image.partitions  # read from the broker at start
         self.ready = threading.Event()
+        self.stopped = False  # the health probe's answer: the process is ending
         self._stop = threading.Event()
         self._submitted, self._result = codec("BillSubmitted"), codec("BillResult")
         self._staged: dict[tuple[int, str], dict[str, Any] | None] = {}
@@ -145,6 +148,7 @@ class ImageRouter:
                 on_fatal(exc)
             raise
         finally:
+            self.stopped = True
             self.ready.clear()
             self.recognised.stop()
             self.consumer.close()

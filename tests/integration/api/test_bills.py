@@ -91,3 +91,33 @@ def test_the_schema_docs_and_health_are_served(front_door: FrontDoor) -> None:
     assert httpx.get(f"{front_door.b.url}/healthz", timeout=30).json() == {"status": "ok"}
     ready = httpx.get(f"{front_door.b.url}/readyz", timeout=30)
     assert ready.status_code == 200 and ready.json() == {"ready": True, "kafka": True, "object_store": True}
+
+
+def _metric(url: str, name: str, **labels: str) -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
+               if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))
+
+
+def test_metrics_count_each_bill_and_refusal_and_the_audit_log_names_the_key(front_door: FrontDoor) -> None:
+    url = front_door.a.url
+    accepted = _metric(url, "billstream_api_bills_accepted_total")
+    refused = _metric(url, "billstream_api_refusals_total", code="UNAUTHORIZED")
+    posts = _metric(url, "billstream_api_requests_total", route="/v1/bills", method="POST", status="202")
+    image = render_bill(["METERED", "TOTAL 3.00"])
+    posted = httpx.post(f"{url}/v1/bills", content=image, timeout=60,
+                        headers=bearer(front_door.key) | {"Content-Type": "image/png"})
+    assert posted.status_code == 202, posted.text
+    assert httpx.post(f"{url}/v1/bills", content=image, timeout=60).status_code == 401
+    assert _metric(url, "billstream_api_bills_accepted_total") == accepted + 1
+    assert _metric(url, "billstream_api_bill_bytes_accepted_total") >= len(image)
+    assert _metric(url, "billstream_api_refusals_total", code="UNAUTHORIZED") == refused + 1
+    assert _metric(url, "billstream_api_requests_total", route="/v1/bills", method="POST", status="202") == posts + 1
+    assert _metric(url, "billstream_api_request_seconds_count", route="/v1/bills") > 0
+
+    order = posted.json()["orders"][0]
+    key_id = front_door.key.split("_")[1]
+    audit = [line for line in front_door.a.log_path.read_text().splitlines() if order["order_number"] in line]
+    assert len(audit) == 1 and f"key:{key_id}" in audit[0] and order["sha256"] in audit[0], audit

@@ -67,6 +67,11 @@ def test_a_batch_commits_its_results_dead_letters_and_next_offsets_in_one_transa
     (offsets,) = producer.offsets
     assert [(tp.topic, tp.partition, tp.offset) for tp in offsets] == [("w", 1, 42)]  # the *next* offset
     assert (loop.stats.batches, loop.stats.results, loop.stats.dead_letters) == (1, 1, 1)
+    sample = loop.metrics.registry.get_sample_value
+    assert sample("billstream_worker_bills_total", {"status": "RECOGNIZED", "error_code": ""}) == 1
+    assert sample("billstream_worker_dead_letters_total") == 1
+    assert sample("billstream_worker_transactions_total", {"outcome": "commit"}) == 1
+    assert sample("billstream_worker_engine_batch_pages_count") == 1
 
 
 def test_an_aborted_commit_leaves_nothing_and_rewinds_to_the_committed_offsets() -> None:
@@ -79,3 +84,6 @@ def test_an_aborted_commit_leaves_nothing_and_rewinds_to_the_committed_offsets()
     assert producer.committed == [] and producer.aborted == 1
     assert [(tp.topic, tp.partition, tp.offset) for tp in consumer.seeks] == [("w", 1, 40)]  # the batch comes again
     assert (loop.stats.aborts, loop.stats.results) == (1, 0)
+    sample = loop.metrics.registry.get_sample_value
+    assert sample("billstream_worker_transactions_total", {"outcome": "abort"}) == 1
+    assert sample("billstream_worker_bills_total", {"status": "RECOGNIZED", "error_code": ""}) is None
