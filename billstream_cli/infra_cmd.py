@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                             ("status", "what runs where")):
         action = actions.add_parser(name, help=help_text)
         action.add_argument("--json", action="store_true", help="machine-readable output")
-    actions.add_parser("fetch", help="only fetch/build Kafka and MinIO into the cache")
+    actions.add_parser("fetch", help="only fetch/build Kafka, MinIO and kustomize (for deploy/k8s) into the cache")
     actions.add_parser("provision", help="create the topics and the bucket on running services")
     logs = actions.add_parser("logs", help="last lines of each service's log")
     logs.add_argument("-n", "--lines", type=int, default=40)
@@ -47,7 +47,9 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
             print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
         return 0
     if args.action == "fetch":
-        paths = stack.prepare()
+        from infra.toolchain import kustomize_binary
+
+        paths = stack.prepare() | {"kustomize": str(kustomize_binary(settings.infra.cache_dir))}
         print("\n".join(f"{name}: {path}" for name, path in paths.items()))
         return 0
     if args.action == "provision":

@@ -180,7 +180,9 @@ class StreamAppSettings(BaseModel):
 
     app_id: str = Field(default="billstream-stream", pattern=_TOPIC_NAME)
     order_memory_days: float = Field(default=30.0, ge=1.0, le=3650.0)
-    web_host: str = "127.0.0.1"
+    web_host: str = Field(default="127.0.0.1", description="the address other instances and clients reach this "
+                                                            "one at (a pod's IP); also where it listens unless web_bind")
+    web_bind: str | None = Field(default=None, description="where the web server listens (0.0.0.0 in a container)")
     web_port: int = Field(default=16066, gt=0, lt=65536)
     processing_guarantee: str = Field(default="at_least_once", pattern=r"^(at_least_once|exactly_once)$")
 

@@ -2,7 +2,7 @@
 apps in one process do not collide)."""
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, Info
+from prometheus_client import CollectorRegistry, Counter, Histogram, Info, ProcessCollector
 
 
 class ApiMetrics:
@@ -19,5 +19,6 @@ class ApiMetrics:
                              registry=self.registry)
         self.refusals = Counter("billstream_api_refusals", "requests refused, by error code", ["code"],
                                 registry=self.registry)
+        ProcessCollector(registry=self.registry)  # resident memory and CPU seconds: sizes the pods
         self.info = Info("billstream_api", "the API's build", registry=self.registry)
         self.info.info({"api_version": "1"})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, Info
+from prometheus_client import CollectorRegistry, Counter, Histogram, Info, ProcessCollector
 
 from billstream_core.lag import ConsumerLag
 
@@ -30,6 +30,7 @@ class WorkerMetrics:
         self.decode_seconds = Histogram("billstream_worker_decode_seconds", "one image's decode and checks",
                                         buckets=_SECONDS, registry=r)
         self.model = Info("billstream_model", "the model this worker serves", registry=r)
+        ProcessCollector(registry=self.registry)  # resident memory and CPU seconds: sizes the pods
         self.lag = ConsumerLag(group)
         r.register(self.lag)
 

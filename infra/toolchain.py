@@ -12,6 +12,8 @@ from billstream_core.errors import InfraError, ToolchainMissing
 KAFKA_VERSION = "4.4.0"
 MINIO_MODULE = "github.com/minio/minio"
 MINIO_VERSION = "v0.0.0-20260212201848-7aac2a2c5b7c"  # master of 2026-02-12
+KUSTOMIZE_MODULE = "sigs.k8s.io/kustomize/kustomize/v5"
+KUSTOMIZE_VERSION = "v5.7.1"  # renders deploy/k8s in the tests; built with go install like MinIO
 _POM = Path(__file__).resolve().parent / "kafka" / "pom.xml"
 
 _HINTS = {
@@ -87,4 +89,27 @@ def minio_binary(cache_dir: Path) -> Path:
     if result.returncode != 0 or not binary.exists():
         tail = (result.stdout + result.stderr).strip().splitlines()[-3:]
         raise InfraError(f"building MinIO with go install failed: {' | '.join(tail)}")
+    return binary
+
+
+def _kustomize_path(cache_dir: Path) -> Path:
+    return cache_dir / f"kustomize-{KUSTOMIZE_VERSION}" / "kustomize"
+
+
+def kustomize_binary(cache_dir: Path) -> Path:
+    """kustomize, built with ``go install`` on first use (a minute): the tests render the
+    Kubernetes overlays with it, as ``kubectl apply -k`` would."""
+    binary = _kustomize_path(cache_dir)
+    if binary.exists():
+        return binary
+    go = require("go")
+    _say(f"building kustomize {KUSTOMIZE_VERSION} with `go install` into {binary.parent} (first run, about a minute)")
+    binary.parent.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(
+        [go, "install", f"{KUSTOMIZE_MODULE}@{KUSTOMIZE_VERSION}"],
+        capture_output=True, text=True, env={**os.environ, "GOBIN": str(binary.parent), "CGO_ENABLED": "0"},
+    )
+    if result.returncode != 0 or not binary.exists():
+        tail = (result.stdout + result.stderr).strip().splitlines()[-3:]
+        raise InfraError(f"building kustomize with go install failed: {' | '.join(tail)}")
     return binary

@@ -60,7 +60,7 @@ def build_app(settings: Settings, *, model_version: str, router: ImageRouter | N
     datadir.mkdir(exist_ok=True)  # Faust makes only the last level
     app = faust.App(
         stream.app_id, broker=[f"kafka://{s.strip()}" for s in settings.kafka.bootstrap_servers.split(",")],
-        store="memory://", web_host=stream.web_host, web_bind=stream.web_host, web_port=stream.web_port,
+        store="memory://", web_host=stream.web_host, web_bind=stream.web_bind or stream.web_host, web_port=stream.web_port,
         topic_partitions=partitions, topic_replication_factor=topics.replication_factor,
         processing_guarantee=stream.processing_guarantee, consumer_auto_offset_reset="earliest",
         web_in_thread=False, table_standby_replicas=0,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Info
+from prometheus_client import CollectorRegistry, Counter, Info, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -56,6 +56,7 @@ class StreamMetrics:
                                ["status", "error_code"], registry=self.registry)
         Info("billstream_model", "the model version whose results the router caches",
              registry=self.registry).info({"version": model_version})
+        ProcessCollector(registry=self.registry)  # resident memory and CPU seconds: sizes the pods
         if router is not None:
             self.registry.register(RouterCollector(router, table_size))
             self.registry.register(router.lag)
