@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict
 
 from billstream_core.settings import Settings
-from infra.stack import LocalStack, ServiceStatus
+from infra.stack import LocalStack, ServiceStatus, with_brokers
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -18,6 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                             ("status", "what runs where")):
         action = actions.add_parser(name, help=help_text)
         action.add_argument("--json", action="store_true", help="machine-readable output")
+        action.add_argument("--brokers", type=int, choices=(1, 3), default=None,
+                            help="Kafka nodes: 1 (default) or a replicated 3-node KRaft cluster on loopback "
+                                 "(BILLSTREAM_INFRA__KAFKA_BROKERS)")
     actions.add_parser("fetch", help="only fetch/build Kafka, MinIO and kustomize (for deploy/k8s) into the cache")
     actions.add_parser("provision", help="create the topics and the bucket on running services")
     logs = actions.add_parser("logs", help="last lines of each service's log")
@@ -31,13 +34,20 @@ def print_status(statuses: list[ServiceStatus], as_json: bool) -> None:
         return
     for s in statuses:
         state = f"running (pid {s.pid})" if s.running else "stopped"
-        print(f"{s.name:<6} {state:<22} {s.address:<22} log: {s.log_path}")
+        print(f"{s.name:<8} {state:<22} {s.address:<22} log: {s.log_path}")
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
+    brokers = getattr(args, "brokers", None) or settings.infra.kafka_brokers
+    if brokers > 1:
+        settings = with_brokers(settings, brokers)
     stack = LocalStack(settings)
     if args.action == "up":
         print_status(stack.up(), args.json)
+        if brokers > 1 and not args.json:
+            print(f"clients of this cluster: export BILLSTREAM_KAFKA__BOOTSTRAP_SERVERS="
+                  f"{settings.kafka.bootstrap_servers} BILLSTREAM_TOPICS__REPLICATION_FACTOR="
+                  f"{settings.topics.replication_factor} BILLSTREAM_INFRA__KAFKA_BROKERS={brokers}")
         return 0
     if args.action == "down":
         stopped = stack.down()

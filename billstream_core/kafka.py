@@ -235,7 +235,7 @@ def ensure_topics(settings: KafkaSettings, specs: Iterable[TopicSpec], *,
         return []
     new_topics = [
         NewTopic(spec.name, num_partitions=spec.partitions, replication_factor=replication_factor,
-                 config=topic_config(spec))
+                 config=topic_config(spec) | replication_config(replication_factor))
         for spec in wanted
     ]
     created: list[str] = []
@@ -280,6 +280,12 @@ def topic_config(spec: TopicSpec) -> dict[str, str]:
     if spec.retention_ms is not None:
         config["retention.ms"] = str(spec.retention_ms)
     return config
+
+
+def replication_config(replication_factor: int) -> dict[str, str]:
+    """With three or more replicas an acks=all write needs two in sync: one broker may die
+    without losing an acknowledged bill, and a second loss stops writes instead of data."""
+    return {"min.insync.replicas": "2"} if replication_factor >= 3 else {}
 
 
 def partition_count(settings: KafkaSettings, topic: str, timeout_s: float = 10.0) -> int:

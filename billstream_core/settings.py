@@ -244,6 +244,10 @@ class InfraSettings(BaseModel):
     cache_dir: Path = Field(default_factory=_default_cache_dir)
     state_dir: Path | None = None
     kafka_controller_port: int = Field(default=19093, gt=0, lt=65536)
+    kafka_brokers: int = Field(default=1, ge=1, le=5,
+                               description="local KRaft nodes (each broker and controller); 3 for the "
+                                           "replicated cluster: node N listens on the bootstrap list's Nth "
+                                           "address and its controller on kafka_controller_port + 2(N-1)")
     minio_console_port: int = Field(default=19001, gt=0, lt=65536)
     kafka_heap: str = Field(default="512m", pattern=r"^[0-9]+[mMgG]$")
     # "quick" stops the broker's JIT at C1. At a laptop's load C2 never finishes warming up:

@@ -25,11 +25,15 @@ def new_cluster_id() -> str:
             return cluster_id
 
 
-def server_properties(*, port: int, controller_port: int, data_dir: Path) -> str:
+def server_properties(*, port: int, controller_port: int, data_dir: Path, node_id: int = 1,
+                      voters: str | None = None, cluster_size: int = 1) -> str:
+    """One combined broker+controller node; ``voters`` lists every node's controller
+    (``id@host:port``, comma-separated), the node itself when it is alone."""
+    replicas = min(3, cluster_size)
     return "\n".join([
         "process.roles=broker,controller",
-        "node.id=1",
-        f"controller.quorum.voters=1@127.0.0.1:{controller_port}",
+        f"node.id={node_id}",
+        f"controller.quorum.voters={voters or f'{node_id}@127.0.0.1:{controller_port}'}",
         f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
         f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
         "controller.listener.names=CONTROLLER",
@@ -37,11 +41,12 @@ def server_properties(*, port: int, controller_port: int, data_dir: Path) -> str
         "inter.broker.listener.name=PLAINTEXT",
         f"log.dirs={data_dir}",
         "num.partitions=1",
-        "default.replication.factor=1",
-        "offsets.topic.replication.factor=1",
+        f"default.replication.factor={replicas}",
+        f"min.insync.replicas={2 if replicas >= 3 else 1}",
+        f"offsets.topic.replication.factor={replicas}",
         "offsets.topic.num.partitions=10",
-        "transaction.state.log.replication.factor=1",
-        "transaction.state.log.min.isr=1",
+        f"transaction.state.log.replication.factor={replicas}",
+        f"transaction.state.log.min.isr={2 if replicas >= 3 else 1}",
         "transaction.state.log.num.partitions=10",
         "group.initial.rebalance.delay.ms=0",
         "auto.create.topics.enable=true",
@@ -52,15 +57,21 @@ def server_properties(*, port: int, controller_port: int, data_dir: Path) -> str
 
 class LocalKafka:
     def __init__(self, *, cache_dir: Path, state_dir: Path, port: int, controller_port: int, heap: str,
-                 quick_jit: bool = True, data_dir: Path | None = None) -> None:
+                 quick_jit: bool = True, data_dir: Path | None = None, name: str = "kafka", node_id: int = 1,
+                 voters: str | None = None, cluster_size: int = 1, cluster_id_file: Path | None = None) -> None:
+        """``name``: the node's directory, pid and log file under ``state_dir`` ("kafka" for
+        the single node, "kafka-N" for node N of a cluster, so the two never share a log)."""
         self.cache_dir = cache_dir
-        self.dir = state_dir / "kafka"
+        self.name = name
+        self.node_id, self.voters, self.cluster_size = node_id, voters, cluster_size
+        self.dir = state_dir / name
+        self.cluster_id_file = cluster_id_file or self.dir / "cluster.id"  # one file shared by a cluster's nodes
         self.data_dir = data_dir if data_dir is not None else self.dir / "data"  # the topics' log
         self.port = port
         self.controller_port = controller_port
         self.heap = heap
         self.quick_jit = quick_jit
-        self.process = ManagedProcess("kafka", state_dir)
+        self.process = ManagedProcess(name, state_dir)
 
     def java_command(self, libs: Path, main_class: str, *args: str) -> list[str]:
         """The JVM command line for one of Kafka's main classes (the broker, the storage tool)."""
@@ -78,9 +89,10 @@ class LocalKafka:
         data_dir = self.data_dir
         self.dir.mkdir(parents=True, exist_ok=True)
         config = self.dir / "server.properties"
-        config.write_text(server_properties(port=self.port, controller_port=self.controller_port, data_dir=data_dir))
+        config.write_text(server_properties(port=self.port, controller_port=self.controller_port, data_dir=data_dir,
+                                            node_id=self.node_id, voters=self.voters, cluster_size=self.cluster_size))
         if not (data_dir / "meta.properties").exists():
-            cluster_id_path = self.dir / "cluster.id"
+            cluster_id_path = self.cluster_id_file
             if not cluster_id_path.exists() or cluster_id_path.read_text().startswith("-"):
                 cluster_id_path.write_text(new_cluster_id())
             result = subprocess.run(

@@ -13,8 +13,10 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from confluent_kafka import KafkaException
+
 from billstream_core.errors import BillstreamError, InfraError, PortInUse
-from billstream_core.kafka import ensure_topics, wait_for_broker
+from billstream_core.kafka import ensure_topics, make_admin, wait_for_broker
 from billstream_core.settings import Settings
 from billstream_core.storage import ObjectStore
 from infra.kafka_local import LocalKafka
@@ -42,6 +44,45 @@ def port_free(host: str, port: int) -> bool:
     return True
 
 
+def cluster_ports(settings: Settings, brokers: int) -> list[tuple[int, int]]:
+    """(broker, controller) ports of each node: the bootstrap list's when it names one
+    address per node, else counted up by two from the first (19092, 19094, ...), each
+    controller on kafka_controller_port + 2(N-1)."""
+    servers = [s.strip() for s in settings.kafka.bootstrap_servers.split(",") if s.strip()]
+    first = settings.kafka.first_server[1]
+    ports = [int(s.rsplit(":", 1)[1]) for s in servers] if len(servers) == brokers else \
+        [first + 2 * n for n in range(brokers)]
+    return [(port, settings.infra.kafka_controller_port + 2 * n) for n, port in enumerate(ports)]
+
+
+def with_brokers(settings: Settings, brokers: int) -> Settings:
+    """Settings for a local stack of ``brokers`` nodes: clients bootstrap from all of them,
+    and the bills topics are replicated to three (two in sync) when there are three."""
+    ports = cluster_ports(settings, brokers)
+    update = {"kafka": settings.kafka.model_copy(update={
+                  "bootstrap_servers": ",".join(f"127.0.0.1:{p}" for p, _ in ports)}),
+              "topics": settings.topics.model_copy(update={"replication_factor": min(3, brokers)}),
+              "infra": settings.infra.model_copy(update={"kafka_brokers": brokers})}
+    return settings.model_copy(update=update)
+
+
+def kafka_nodes(settings: Settings) -> list[LocalKafka]:
+    infra = settings.infra
+    common = {"cache_dir": infra.cache_dir, "state_dir": infra.resolved_state_dir, "heap": infra.kafka_heap,
+              "quick_jit": infra.kafka_jit == "quick"}
+    if infra.kafka_brokers == 1:
+        return [LocalKafka(port=settings.kafka.first_server[1], controller_port=infra.kafka_controller_port,
+                           data_dir=infra.kafka_log_dir, **common)]  # type: ignore[arg-type]
+    ports = cluster_ports(settings, infra.kafka_brokers)
+    voters = ",".join(f"{n + 1}@127.0.0.1:{controller}" for n, (_, controller) in enumerate(ports))
+    cluster_id = infra.resolved_state_dir / "kafka-cluster.id"
+    return [LocalKafka(port=port, controller_port=controller, name=f"kafka-{n + 1}", node_id=n + 1, voters=voters,
+                       cluster_size=len(ports), cluster_id_file=cluster_id,
+                       data_dir=infra.kafka_log_dir / f"kafka-{n + 1}" if infra.kafka_log_dir else None,
+                       **common)  # type: ignore[arg-type]
+            for n, (port, controller) in enumerate(ports)]
+
+
 def _say(message: str) -> None:
     print(f"[infra] {message}", file=sys.stderr, flush=True)
 
@@ -51,14 +92,13 @@ class LocalStack:
         self.settings = settings
         infra = settings.infra
         self.state_dir = infra.resolved_state_dir
-        kafka_host, kafka_port = settings.kafka.first_server
-        self.kafka = LocalKafka(cache_dir=infra.cache_dir, state_dir=self.state_dir, port=kafka_port,
-                                controller_port=infra.kafka_controller_port, heap=infra.kafka_heap,
-                                quick_jit=infra.kafka_jit == "quick", data_dir=infra.kafka_log_dir)
+        self.kafka_nodes = kafka_nodes(settings)
+        self.kafka = self.kafka_nodes[0]  # the first node (the only one by default)
         self.minio = LocalMinio(cache_dir=infra.cache_dir, state_dir=self.state_dir,
                                 storage=settings.storage, console_port=infra.minio_console_port)
-        self._kafka_ports = [(kafka_host, kafka_port, "Kafka"),
-                             (kafka_host, infra.kafka_controller_port, "Kafka controller")]
+        self._kafka_ports = [[("127.0.0.1", node.port, f"Kafka ({node.name})"),
+                              ("127.0.0.1", node.controller_port, f"Kafka controller ({node.name})")]
+                             for node in self.kafka_nodes]
         minio_host, minio_port = settings.storage.host_port
         self._minio_ports = [(minio_host, minio_port, "MinIO"),
                              (minio_host, infra.minio_console_port, "MinIO console")]
@@ -68,14 +108,17 @@ class LocalStack:
     def prepare(self) -> dict[str, str]:
         """Check the toolchains, then fetch/build what the cache lacks (slow on first run only)."""
         check_toolchains(self.settings.infra.cache_dir)
-        return {"kafka": str(self.kafka.prepare()), "minio": str(self.minio.prepare())}
+        configs = {node.name: str(node.prepare()) for node in self.kafka_nodes}
+        return configs | {"minio": str(self.minio.prepare())}
 
     def up(self) -> list[ServiceStatus]:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.prepare()
         started: list[ManagedProcess] = []
         try:
-            for service, ports in ((self.kafka, self._kafka_ports), (self.minio, self._minio_ports)):
+            services: list[tuple[LocalKafka | LocalMinio, list[tuple[str, int, str]]]] = [
+                *zip(self.kafka_nodes, self._kafka_ports), (self.minio, self._minio_ports)]
+            for service, ports in services:
                 if service.process.running() is not None:
                     continue
                 for host, port, label in ports:
@@ -99,7 +142,8 @@ class LocalStack:
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.settings.infra.start_timeout_s
         self._wait(lambda: self._minio_live(), "MinIO", self.minio.process, deadline)
-        self._wait(lambda: self._kafka_live(), "Kafka", self.kafka.process, deadline)
+        for node in self.kafka_nodes:
+            self._wait(lambda: self._kafka_live(), "Kafka", node.process, deadline)
 
     def _wait(self, probe: Callable[[], bool], label: str, process: ManagedProcess, deadline: float) -> None:
         while True:
@@ -121,11 +165,13 @@ class LocalStack:
             return False
 
     def _kafka_live(self) -> bool:
+        """Every node has joined as a broker (a topic with three replicas needs all three)."""
         try:
             wait_for_broker(self.settings.kafka, timeout_s=2)
-        except BillstreamError:
+            brokers = make_admin(self.settings.kafka).list_topics(timeout=2).brokers
+        except (BillstreamError, KafkaException):
             return False
-        return True
+        return len(brokers) >= len(self.kafka_nodes)
 
     def provision(self) -> None:
         created = ensure_topics(self.settings.kafka, self.settings.topics.all(),
@@ -135,17 +181,25 @@ class LocalStack:
         if ObjectStore(self.settings.storage).ensure_bucket():
             _say(f"created bucket: {self.settings.storage.bucket}")
 
+    def _processes(self) -> list[ManagedProcess]:
+        return [node.process for node in self.kafka_nodes] + [self.minio.process]
+
     def down(self) -> list[str]:
+        """Stops this stack's processes, and Kafka nodes of the other layout (single node or
+        cluster) left running in the same state directory."""
         stopped = []
-        for process in (self.kafka.process, self.minio.process):
+        known = {p.name for p in self._processes()}
+        others = [ManagedProcess(path.stem, self.state_dir) for path in sorted(self.state_dir.glob("kafka*.pid"))
+                  if path.stem not in known]
+        for process in [*self._processes(), *others]:
             if process.stop():
                 stopped.append(process.name)
         return stopped
 
     def status(self) -> list[ServiceStatus]:
         result = []
-        for process, address in ((self.kafka.process, self.settings.kafka.bootstrap_servers),
-                                 (self.minio.process, self.settings.storage.endpoint)):
+        addresses = [(node.process, f"127.0.0.1:{node.port}") for node in self.kafka_nodes]
+        for process, address in [*addresses, (self.minio.process, self.settings.storage.endpoint)]:
             running = process.running()
             result.append(ServiceStatus(process.name, running is not None, running.pid if running else None,
                                         address, str(process.log_path)))
@@ -153,7 +207,7 @@ class LocalStack:
 
     def logs(self, lines: int = 40) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
-        for process in (self.kafka.process, self.minio.process):
+        for process in self._processes():
             try:
                 text = process.log_path.read_text(errors="replace").splitlines()
             except OSError:

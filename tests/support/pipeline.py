@@ -23,14 +23,14 @@ def isolated_settings(base: Settings, *, partitions: int = 4, guarantee: str = "
     tag = uuid.uuid4().hex[:10]
     topics = {"submitted": f"t-{tag}.submitted", "work": f"t-{tag}.work", "results": f"t-{tag}.results",
               "dead_letter": f"t-{tag}.dlq", "submitted_partitions": partitions, "work_partitions": partitions,
-              "results_partitions": partitions}
+              "results_partitions": partitions, "replication_factor": base.topics.replication_factor}
     from tests.support.services import free_port
 
     settings = load_settings(kafka=base.kafka.model_dump(), storage=_storage(base), topics=topics,
                              worker={"group_id": f"workers-{tag}", "max_batch": 4, "max_wait_ms": 100, "threads": 1},
                              stream={"app_id": f"stream-{tag}", "web_port": free_port(),
                                      "processing_guarantee": guarantee})
-    ensure_topics(settings.kafka, settings.topics.all())
+    ensure_topics(settings.kafka, settings.topics.all(), replication_factor=settings.topics.replication_factor)
     return settings
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from billstream_core.settings import Settings, load_settings
 
-KAFKA_IMAGE = "apache/kafka:3.9.1"
+KAFKA_IMAGE = "apache/kafka:4.4.0"
 MINIO_IMAGE = "minio/minio:RELEASE.2025-04-22T22-12-26Z"
 
 
@@ -43,6 +43,24 @@ def local_processes(state_dir: Path) -> Iterator[Settings]:
         infra={"state_dir": state_dir, "kafka_controller_port": free_port(),
                "minio_console_port": free_port()},
     )
+    stack = LocalStack(settings)
+    try:
+        stack.up()
+        yield settings
+    finally:
+        stack.down()
+
+
+@contextmanager
+def local_cluster(state_dir: Path, brokers: int = 3) -> Iterator[Settings]:
+    """A replicated KRaft cluster of ``brokers`` nodes, with its own MinIO, on free ports."""
+    from infra.stack import LocalStack, with_brokers
+
+    servers = ",".join(f"127.0.0.1:{free_port()}" for _ in range(brokers))
+    settings = with_brokers(load_settings(
+        kafka={"bootstrap_servers": servers}, storage={"endpoint": f"127.0.0.1:{free_port()}"},
+        infra={"state_dir": state_dir, "kafka_controller_port": free_port(), "minio_console_port": free_port()},
+    ), brokers)
     stack = LocalStack(settings)
     try:
         stack.up()
