@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import socket
 import sys
 import time
 import urllib.request
@@ -45,10 +47,44 @@ def _post_bill(api_url: str, image: bytes) -> str:
         return str(json.loads(response.read())["orders"][0]["order_number"])
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+# the series the demo shows of each process's /metrics (all of them are served)
+DIGEST = ("billstream_worker_bills_total", "billstream_worker_engine_batch_pages_count",
+          "billstream_worker_engine_batch_seconds_sum", "billstream_worker_transactions_total",
+          "billstream_consumer_lag", "billstream_cache_answers_total", "billstream_single_flight_waits_total",
+          "billstream_router_routed_total", "billstream_state_entries", "billstream_stream_results_total",
+          "billstream_api_bills_accepted_total", "billstream_api_requests_total", "billstream_model_info",
+          "process_resident_memory_bytes")
+
+
+def metrics_digest(url: str) -> list[str]:
+    """The DIGEST series of ``url``/metrics, one ``name{labels} value`` line each."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
+            text = response.read().decode()
+    except OSError as exc:
+        return [f"(not answering: {exc})"]
+    lines = []
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name in DIGEST and (sample.value or sample.name == "billstream_consumer_lag"):
+                labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+                lines.append(f"{sample.name}{{{labels}}} {sample.value:g}" if labels else f"{sample.name} {sample.value:g}")
+    return lines
+
+
 def run(settings: Settings, args: argparse.Namespace) -> int:
     from producers.samples import sample_bills
     from producers.submit import BillSubmitter
 
+    logging.getLogger("billstream.audit").setLevel(logging.WARNING)  # the demo prints its own account
     page = f"http://{settings.api.host}:{settings.api.port}"
     stack = LocalStack(settings)
     was_running = all(s.running for s in stack.status())
@@ -58,9 +94,13 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     try:
         _say(f"starting the stream app and {args.workers} workers (logs: {children.log_dir})", args.json)
         children.start("stream-app", "stream-app")
-        for n in range(args.workers):
-            children.start(f"worker-{n + 1}", "worker")  # each takes its own slot of this host
+        metrics = {"stream app": settings.stream.url}
+        for n in range(args.workers):  # each takes its own slot of this host, and a port for its probes
+            port = _free_port()
+            children.start(f"worker-{n + 1}", "worker", env={"BILLSTREAM_WORKER__PROBE_PORT": str(port)})
+            metrics[f"worker-{n + 1}"] = f"http://127.0.0.1:{port}"
         children.start("api", "api", env={"BILLSTREAM_API__ALLOW_ANONYMOUS": "true"})
+        metrics["api"] = page
         wait_ready(settings.stream.url, children, 120)
         wait_ready(page, children, 60, path="/readyz", what="the HTTP API")
         _say(f"web page and API: {page}/  (API docs: {page}/docs)", args.json)
@@ -108,6 +148,13 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
             print(json.dumps({"summary": summary}))
         else:
             print("summary: " + ", ".join(f"{k} {v}" for k, v in summary.items()))
+        for name, url in metrics.items():  # what an operator's Prometheus would scrape now
+            digest = metrics_digest(url)
+            if args.json:
+                print(json.dumps({"metrics": name, "url": f"{url}/metrics", "samples": digest}))
+            else:
+                print(f"metrics of {name} (curl {url}/metrics):")
+                print("\n".join(f"  {line}" for line in digest))
         ok = summary["lost"] == 0 and summary["duplicates"] == 0
         return 0 if ok else 1
     except KeyboardInterrupt:

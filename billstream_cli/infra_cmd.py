@@ -21,6 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         action.add_argument("--brokers", type=int, choices=(1, 3), default=None,
                             help="Kafka nodes: 1 (default) or a replicated 3-node KRaft cluster on loopback "
                                  "(BILLSTREAM_INFRA__KAFKA_BROKERS)")
+        action.add_argument("--secure", action="store_true",
+                            help="TLS + SASL/SCRAM-SHA-512 with ACLs on Kafka, a least-privilege MinIO user per "
+                                 "component; its own state directory (BILLSTREAM_INFRA__SECURE)")
     actions.add_parser("fetch", help="only fetch/build Kafka, MinIO and kustomize (for deploy/k8s) into the cache")
     actions.add_parser("provision", help="create the topics and the bucket on running services")
     logs = actions.add_parser("logs", help="last lines of each service's log")
@@ -38,6 +41,8 @@ def print_status(statuses: list[ServiceStatus], as_json: bool) -> None:
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
+    if getattr(args, "secure", False):
+        settings = settings.model_copy(update={"infra": settings.infra.model_copy(update={"secure": True})})
     brokers = getattr(args, "brokers", None) or settings.infra.kafka_brokers
     if brokers > 1:
         settings = with_brokers(settings, brokers)

@@ -67,6 +67,11 @@ class StorageUnavailable(StorageError):
     code = "STORAGE_UNAVAILABLE"
 
 
+class StorageAccessDenied(StorageError):
+    """The credential lacks the permission: least privilege at work, or a wrong policy."""
+    code = "STORAGE_ACCESS_DENIED"
+
+
 # --- Avro serde -----------------------------------------------------------------------
 
 class SerdeError(BillstreamError):

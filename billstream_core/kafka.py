@@ -36,6 +36,8 @@ def client_config(settings: KafkaSettings) -> dict[str, Any]:
         config["sasl.username"] = settings.sasl_username
     if settings.sasl_password is not None:
         config["sasl.password"] = settings.sasl_password.get_secret_value()
+    if settings.ssl_ca_location is not None:
+        config["ssl.ca.location"] = str(settings.ssl_ca_location)
     return config
 
 
@@ -213,15 +215,41 @@ def make_admin(settings: KafkaSettings) -> AdminClient:
 
 
 def wait_for_broker(settings: KafkaSettings, timeout_s: float | None = None) -> None:
-    """Raise a one-line :class:`BrokerUnavailable` unless the cluster answers in time."""
+    """Raise a one-line :class:`BrokerUnavailable` unless the cluster answers in time; a
+    refused credential or an untrusted certificate is named as such, not as a timeout."""
     timeout = timeout_s if timeout_s is not None else settings.request_timeout_s
-    try:
-        make_admin(settings).list_topics(timeout=timeout)
-    except KafkaException as exc:
-        raise BrokerUnavailable(
-            f"Kafka at {settings.bootstrap_servers} did not answer within {timeout:.0f}s; "
-            "start it with `billstream infra up` or set BILLSTREAM_KAFKA__BOOTSTRAP_SERVERS"
-        ) from exc
+    refused: list[str] = []
+
+    def on_error(error: RdKafkaError) -> None:
+        if error.code() in (RdKafkaError._AUTHENTICATION, RdKafkaError.SASL_AUTHENTICATION_FAILED, RdKafkaError._SSL):
+            refused.append(error.str())
+
+    admin = AdminClient(client_config(settings) | {"error_cb": on_error})
+    deadline = time.monotonic() + timeout
+    while True:  # in short steps: a refused credential is reported at once, not after the timeout
+        try:
+            admin.list_topics(timeout=min(1.0, max(0.1, deadline - time.monotonic())))
+            return
+        except KafkaException as exc:
+            admin.poll(0)  # serves error_cb
+            if not refused and time.monotonic() < deadline:
+                continue
+            failure = exc
+            break
+    if refused:
+        who = f" as {settings.sasl_username}" if settings.sasl_username else ""
+        raise BrokerUnavailable(f"Kafka at {settings.bootstrap_servers} refused the connection{who}: "
+                                f"{_first_line(refused[0])}") from failure
+    raise BrokerUnavailable(
+        f"Kafka at {settings.bootstrap_servers} did not answer within {timeout:.0f}s; "
+        "start it with `billstream infra up` or set BILLSTREAM_KAFKA__BOOTSTRAP_SERVERS"
+    ) from failure
+
+
+def _first_line(text: str) -> str:
+    """librdkafka's message, without its broker-thread prefix and any secret-free detail past one line."""
+    line = text.splitlines()[0] if text else text
+    return line.split("]: ", 1)[-1][:300]
 
 
 def ensure_topics(settings: KafkaSettings, specs: Iterable[TopicSpec], *,
@@ -295,4 +323,17 @@ def partition_count(settings: KafkaSettings, topic: str, timeout_s: float = 10.0
     except BrokerUnavailable:
         raise
     except KafkaError as exc:
+        if _not_authorized(settings, topic):
+            who = f" {settings.sasl_username}" if settings.sasl_username else " this client"
+            raise KafkaError(f"topic {topic}: not authorized for{who} (its ACLs do not allow it)") from exc
         raise KafkaError(f"topic {topic} does not exist") from exc
+
+
+def _not_authorized(settings: KafkaSettings, topic: str) -> bool:
+    """Whether the cluster hides ``topic`` from this principal (metadata lists only what it may see)."""
+    try:
+        found = make_admin(settings).list_topics(topic=topic, timeout=5).topics.get(topic)
+    except KafkaException:
+        return False
+    return found is not None and found.error is not None and \
+        found.error.code() == RdKafkaError.TOPIC_AUTHORIZATION_FAILED

@@ -34,6 +34,8 @@ class KafkaSettings(BaseModel):
     sasl_mechanism: str | None = None
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
+    ssl_ca_location: Path | None = Field(default=None, description="CA certificate (PEM) the brokers' TLS "
+                                                                   "certificates are checked against")
     request_timeout_s: float = Field(default=10.0, gt=0)
 
     @field_validator("bootstrap_servers")
@@ -244,6 +246,8 @@ class InfraSettings(BaseModel):
     cache_dir: Path = Field(default_factory=_default_cache_dir)
     state_dir: Path | None = None
     kafka_controller_port: int = Field(default=19093, gt=0, lt=65536)
+    secure: bool = Field(default=False, description="the local stack with TLS, SASL/SCRAM, ACLs and a MinIO user per "
+                                                    "component (billstream infra up --secure)")
     kafka_brokers: int = Field(default=1, ge=1, le=5,
                                description="local KRaft nodes (each broker and controller); 3 for the "
                                            "replicated cluster: node N listens on the bootstrap list's Nth "
@@ -263,7 +267,9 @@ class InfraSettings(BaseModel):
 
     @property
     def resolved_state_dir(self) -> Path:
-        return self.state_dir if self.state_dir is not None else self.cache_dir / "stack"
+        if self.state_dir is not None:
+            return self.state_dir
+        return self.cache_dir / ("stack-secure" if self.secure else "stack")  # never one broker log for both
 
 
 class Settings(BaseSettings):

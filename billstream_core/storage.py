@@ -20,7 +20,7 @@ import urllib3
 from minio import Minio
 from minio.error import MinioException, S3Error
 
-from billstream_core.errors import ObjectNotFound, StorageError, StorageUnavailable
+from billstream_core.errors import ObjectNotFound, StorageAccessDenied, StorageError, StorageUnavailable
 from billstream_core.settings import StorageSettings
 
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
@@ -80,6 +80,9 @@ class ObjectStore:
             except S3Error as exc:
                 if exc.code in _MISSING_CODES:
                     raise ObjectNotFound(f"{self.bucket}/{key or ''}: {exc.code}") from exc
+                if exc.code == "AccessDenied":
+                    raise StorageAccessDenied(f"{what} {self.bucket}/{key or ''} refused: AccessDenied "
+                                              "(the storage credential lacks this permission)") from exc
                 if exc.response is not None and exc.response.status >= 500 and attempt < attempts:
                     self._sleep(0.2 * 2 ** (attempt - 1))
                     continue
@@ -126,8 +129,11 @@ class ObjectStore:
         """Store bytes under their sha256; a second put of the same bytes uploads nothing."""
         key = content_key(sha256_hex(data))
         stored = StoredObject(self.bucket, key, key, len(data), content_type)
-        if self.exists(key):
-            return stored
+        try:
+            if self.exists(key):
+                return stored
+        except StorageAccessDenied:
+            pass  # a put-only credential cannot look first; the same bytes stored again change nothing
         self._call("put", key, lambda: self._client.put_object(
             self.bucket, key, io.BytesIO(data), len(data), content_type=content_type))
         return stored

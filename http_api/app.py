@@ -39,7 +39,6 @@ from http_api.ratelimit import RateLimiter
 from http_api.submission import AsyncSubmitter, BillToSubmit, failure_status
 
 log = logging.getLogger("billstream.api")
-audit = logging.getLogger("billstream.audit")  # who sent which bill: one line per accepted order
 STATIC = resources.files("http_api") / "static"
 
 _BILL_BODY = {"content": {
@@ -208,7 +207,7 @@ def create_app(settings: Settings) -> FastAPI:
                 return _accepted(claim.answer, replayed=True)
             numbers = claim.order_numbers
         try:
-            submissions = await asyncio.gather(*(p.submitter.submit(BillToSubmit(b.data, n, attributes))
+            submissions = await asyncio.gather(*(p.submitter.submit(BillToSubmit(b.data, n, attributes, caller.scope))
                                                  for b, n in zip(bills, numbers)))
         except BillstreamError:
             if claim is not None and idem_key is not None:
@@ -223,9 +222,6 @@ def create_app(settings: Settings) -> FastAPI:
         for submission in submissions:
             metrics.bills.labels(submission.image.content_type).inc()
             metrics.bytes.inc(submission.image.size_bytes)
-            audit.info("accepted order %s (image %s) from %s", submission.order_number, submission.image.sha256,
-                       caller.scope, extra={"order_number": submission.order_number, "principal": caller.scope,
-                                            "image_sha256": submission.image.sha256})
         return _accepted(answer, replayed=False)
 
     def _accepted(answer: dict[str, Any], *, replayed: bool) -> JSONResponse:

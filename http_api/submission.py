@@ -25,6 +25,7 @@ class BillToSubmit:
     data: bytes
     order_number: str
     attributes: Mapping[str, str]
+    submitted_by: str  # the caller: its API key's id, or anonymous and its address
 
 
 class AsyncSubmitter:
@@ -47,7 +48,7 @@ class AsyncSubmitter:
     async def submit(self, bill: BillToSubmit) -> Submission:
         """Store, publish and await the broker; raises :class:`BillstreamError` on failure."""
         staged = await asyncio.to_thread(self.submitter.stage, bill.data, order_number=bill.order_number,
-                                         attributes=bill.attributes)
+                                         attributes=bill.attributes, submitted_by=bill.submitted_by)
         loop = asyncio.get_running_loop()
         delivered: asyncio.Future[str | None] = loop.create_future()
 

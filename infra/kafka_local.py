@@ -2,15 +2,31 @@
 from __future__ import annotations
 
 import base64
+import os
 import subprocess
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from billstream_core.errors import InfraError
+from infra.certs import BROKER_CN, TlsFiles
 from infra.processes import ManagedProcess
 from infra.toolchain import kafka_libs, require
 
 _LOG4J2 = Path(__file__).resolve().parent / "kafka" / "log4j2.yaml"
+
+
+ADMIN = "admin"  # the brokers' own SCRAM principal (infra.security.ADMIN)
+SCRAM = "SCRAM-SHA-512"
+
+
+def _argfile_line(argument: str) -> str:
+    """One argument of a JVM @argfile. The launcher splits lines at whitespace and, after
+    the main class, keeps quotes as they are, so an argument must be one plain word."""
+    if not argument or any(c.isspace() or c in "\"'#\\" for c in argument):
+        raise InfraError(f"cannot pass {argument[:40]!r} to the Kafka storage tool: no spaces or quotes, please "
+                         "(is the state directory's path plain?)")
+    return argument
 
 
 def new_cluster_id() -> str:
@@ -25,20 +41,48 @@ def new_cluster_id() -> str:
             return cluster_id
 
 
+@dataclass(frozen=True)
+class BrokerSecurity:
+    """The secure listener's material: clients on SASL_SSL (SCRAM-SHA-512), controllers on
+    mutual TLS, an authorizer that refuses what no ACL allows."""
+    tls: TlsFiles
+    admin_password: str
+
+
+def secure_properties(security: BrokerSecurity) -> list[str]:
+    jaas = (f'org.apache.kafka.common.security.scram.ScramLoginModule required username="{ADMIN}" '
+            f'password="{security.admin_password}";')
+    return [
+        "listener.security.protocol.map=CONTROLLER:SSL,SASL_SSL:SASL_SSL",
+        "inter.broker.listener.name=SASL_SSL",
+        f"sasl.enabled.mechanisms={SCRAM}",
+        f"sasl.mechanism.inter.broker.protocol={SCRAM}",
+        f"listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config={jaas}",
+        "ssl.keystore.type=PEM",
+        f"ssl.keystore.location={security.tls.broker}",
+        "ssl.truststore.type=PEM",
+        f"ssl.truststore.location={security.tls.ca}",
+        "listener.name.controller.ssl.client.auth=required",
+        "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        f"super.users=User:{ADMIN};User:CN={BROKER_CN},O=billstream local stack",
+        "allow.everyone.if.no.acl.found=false",
+    ]
+
+
 def server_properties(*, port: int, controller_port: int, data_dir: Path, node_id: int = 1,
-                      voters: str | None = None, cluster_size: int = 1) -> str:
+                      voters: str | None = None, cluster_size: int = 1,
+                      security: BrokerSecurity | None = None) -> str:
     """One combined broker+controller node; ``voters`` lists every node's controller
     (``id@host:port``, comma-separated), the node itself when it is alone."""
     replicas = min(3, cluster_size)
-    return "\n".join([
+    client = "SASL_SSL" if security is not None else "PLAINTEXT"
+    lines = [
         "process.roles=broker,controller",
         f"node.id={node_id}",
         f"controller.quorum.voters={voters or f'{node_id}@127.0.0.1:{controller_port}'}",
-        f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
-        f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
+        f"listeners={client}://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+        f"advertised.listeners={client}://127.0.0.1:{port}",
         "controller.listener.names=CONTROLLER",
-        "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-        "inter.broker.listener.name=PLAINTEXT",
         f"log.dirs={data_dir}",
         "num.partitions=1",
         f"default.replication.factor={replicas}",
@@ -51,19 +95,25 @@ def server_properties(*, port: int, controller_port: int, data_dir: Path, node_i
         "group.initial.rebalance.delay.ms=0",
         "auto.create.topics.enable=true",
         "log.retention.hours=168",
-        "",
-    ])
+    ]
+    lines += secure_properties(security) if security is not None else [
+        "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "inter.broker.listener.name=PLAINTEXT",
+    ]
+    return "\n".join([*lines, ""])
 
 
 class LocalKafka:
     def __init__(self, *, cache_dir: Path, state_dir: Path, port: int, controller_port: int, heap: str,
                  quick_jit: bool = True, data_dir: Path | None = None, name: str = "kafka", node_id: int = 1,
-                 voters: str | None = None, cluster_size: int = 1, cluster_id_file: Path | None = None) -> None:
+                 voters: str | None = None, cluster_size: int = 1, cluster_id_file: Path | None = None,
+                 security: BrokerSecurity | None = None) -> None:
         """``name``: the node's directory, pid and log file under ``state_dir`` ("kafka" for
         the single node, "kafka-N" for node N of a cluster, so the two never share a log)."""
         self.cache_dir = cache_dir
         self.name = name
         self.node_id, self.voters, self.cluster_size = node_id, voters, cluster_size
+        self.security = security
         self.dir = state_dir / name
         self.cluster_id_file = cluster_id_file or self.dir / "cluster.id"  # one file shared by a cluster's nodes
         self.data_dir = data_dir if data_dir is not None else self.dir / "data"  # the topics' log
@@ -89,17 +139,30 @@ class LocalKafka:
         data_dir = self.data_dir
         self.dir.mkdir(parents=True, exist_ok=True)
         config = self.dir / "server.properties"
-        config.write_text(server_properties(port=self.port, controller_port=self.controller_port, data_dir=data_dir,
-                                            node_id=self.node_id, voters=self.voters, cluster_size=self.cluster_size))
+        properties = server_properties(port=self.port, controller_port=self.controller_port, data_dir=data_dir,
+                                       node_id=self.node_id, voters=self.voters, cluster_size=self.cluster_size,
+                                       security=self.security)
+        fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it may hold the admin's password
+        with os.fdopen(fd, "w") as out:
+            out.write(properties)
         if not (data_dir / "meta.properties").exists():
             cluster_id_path = self.cluster_id_file
             if not cluster_id_path.exists() or cluster_id_path.read_text().startswith("-"):
                 cluster_id_path.write_text(new_cluster_id())
-            result = subprocess.run(
-                self.java_command(libs, "kafka.tools.StorageTool", "format", "-t", cluster_id_path.read_text().strip(),
-                           "-c", str(config), "--ignore-formatted"),
-                capture_output=True, text=True,
-            )
+            arguments = ["format", "-t", cluster_id_path.read_text().strip(), "-c", str(config), "--ignore-formatted"]
+            if self.security is not None:  # the admin's SCRAM credential, in the metadata from the start
+                arguments += ["--add-scram", f"{SCRAM}=[name={ADMIN},password={self.security.admin_password}]"]
+            # the arguments go in a 0600 file the JVM launcher reads (@file): a password on
+            # the command line would show in every process listing
+            argfile = self.dir / "format.args"
+            fd = os.open(argfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write("\n".join(_argfile_line(a) for a in arguments))
+            try:
+                result = subprocess.run(self.java_command(libs, "kafka.tools.StorageTool", f"@{argfile}"),
+                                        capture_output=True, text=True)
+            finally:
+                argfile.unlink(missing_ok=True)
             if result.returncode != 0:
                 raise InfraError(f"formatting the KRaft storage failed: {result.stdout[-300:]}{result.stderr[-300:]}")
         return config

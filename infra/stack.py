@@ -19,9 +19,19 @@ from billstream_core.errors import BillstreamError, InfraError, PortInUse
 from billstream_core.kafka import ensure_topics, make_admin, wait_for_broker
 from billstream_core.settings import Settings
 from billstream_core.storage import ObjectStore
-from infra.kafka_local import LocalKafka
+from infra.certs import ensure_tls
+from infra.kafka_local import BrokerSecurity, LocalKafka
 from infra.minio_local import LocalMinio
 from infra.processes import ManagedProcess
+from infra.security import (
+    ADMIN,
+    Credentials,
+    provision_kafka,
+    provision_storage,
+    root_storage,
+    secure_settings,
+    write_env_files,
+)
 from infra.toolchain import check_toolchains
 
 
@@ -66,10 +76,10 @@ def with_brokers(settings: Settings, brokers: int) -> Settings:
     return settings.model_copy(update=update)
 
 
-def kafka_nodes(settings: Settings) -> list[LocalKafka]:
+def kafka_nodes(settings: Settings, security: BrokerSecurity | None = None) -> list[LocalKafka]:
     infra = settings.infra
     common = {"cache_dir": infra.cache_dir, "state_dir": infra.resolved_state_dir, "heap": infra.kafka_heap,
-              "quick_jit": infra.kafka_jit == "quick"}
+              "quick_jit": infra.kafka_jit == "quick", "security": security}
     if infra.kafka_brokers == 1:
         return [LocalKafka(port=settings.kafka.first_server[1], controller_port=infra.kafka_controller_port,
                            data_dir=infra.kafka_log_dir, **common)]  # type: ignore[arg-type]
@@ -89,10 +99,17 @@ def _say(message: str) -> None:
 
 class LocalStack:
     def __init__(self, settings: Settings) -> None:
-        self.settings = settings
         infra = settings.infra
         self.state_dir = infra.resolved_state_dir
-        self.kafka_nodes = kafka_nodes(settings)
+        self.security: BrokerSecurity | None = None
+        if infra.secure:
+            secure_dir = self.state_dir / "secure"
+            self.credentials = Credentials(secure_dir / "credentials.json")
+            self.tls = ensure_tls(secure_dir / "tls")
+            settings = secure_settings(root_storage(settings, self.credentials), self.credentials, self.tls.ca)
+            self.security = BrokerSecurity(self.tls, self.credentials.kafka_password(ADMIN))
+        self.settings = settings  # on the secure stack: the admin's, which provisions everything
+        self.kafka_nodes = kafka_nodes(settings, self.security)
         self.kafka = self.kafka_nodes[0]  # the first node (the only one by default)
         self.minio = LocalMinio(cache_dir=infra.cache_dir, state_dir=self.state_dir,
                                 storage=settings.storage, console_port=infra.minio_console_port)
@@ -180,6 +197,12 @@ class LocalStack:
             _say(f"created topics: {', '.join(created)}")
         if ObjectStore(self.settings.storage).ensure_bucket():
             _say(f"created bucket: {self.settings.storage.bucket}")
+        if self.security is not None:
+            provision_kafka(self.settings, self.credentials)
+            provision_storage(self.settings, self.credentials)
+            written = write_env_files(self.state_dir / "secure", self.settings, self.credentials, self.tls.ca)
+            _say(f"secure stack: each component's settings in {written['worker'].parent}/<component>.env "
+                 f"({', '.join(written)}); use `billstream --env-file FILE ...`")
 
     def _processes(self) -> list[ManagedProcess]:
         return [node.process for node in self.kafka_nodes] + [self.minio.process]

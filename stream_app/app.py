@@ -13,6 +13,7 @@ The table is changelog-backed (recovered on restart); values are JSON, no pickle
 from __future__ import annotations
 
 import logging
+import ssl
 import tempfile
 import time
 from pathlib import Path
@@ -24,7 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from billstream_core.errors import DecodeError
 from billstream_core.logs import logging_config
 from billstream_core.serde import codec
-from billstream_core.settings import Settings, TopicSpec
+from billstream_core.settings import KafkaSettings, Settings, TopicSpec
 from stream_app.layout import check_partition_layout
 from stream_app.metrics import StreamMetrics
 from stream_app.router import ImageRouter, router_topics
@@ -36,6 +37,17 @@ log = logging.getLogger("billstream.stream")
 def internal_topics(settings: Settings) -> list[TopicSpec]:
     """Topics the process needs beyond the public ones, created before anything starts."""
     return list(router_topics(settings))
+
+
+def broker_credentials(kafka: KafkaSettings) -> faust.SASLCredentials | faust.SSLCredentials | None:
+    """The Faust (aiokafka) side of the same Kafka settings the confluent clients use."""
+    if kafka.security_protocol == "PLAINTEXT":
+        return None
+    context = ssl.create_default_context(cafile=str(kafka.ssl_ca_location) if kafka.ssl_ca_location else None)
+    if kafka.security_protocol == "SSL":
+        return faust.SSLCredentials(context)
+    return faust.SASLCredentials(username=kafka.sasl_username, ssl_context=context, mechanism=kafka.sasl_mechanism,
+                                 password=kafka.sasl_password.get_secret_value() if kafka.sasl_password else None)
 
 
 _LEVELS = {"crit": "CRITICAL", "warn": "WARNING"}  # Faust's short names
@@ -60,6 +72,7 @@ def build_app(settings: Settings, *, model_version: str, router: ImageRouter | N
     datadir.mkdir(exist_ok=True)  # Faust makes only the last level
     app = faust.App(
         stream.app_id, broker=[f"kafka://{s.strip()}" for s in settings.kafka.bootstrap_servers.split(",")],
+        broker_credentials=broker_credentials(settings.kafka),
         store="memory://", web_host=stream.web_host, web_bind=stream.web_bind or stream.web_host, web_port=stream.web_port,
         topic_partitions=partitions, topic_replication_factor=topics.replication_factor,
         processing_guarantee=stream.processing_guarantee, consumer_auto_offset_reset="earliest",

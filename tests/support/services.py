@@ -70,6 +70,25 @@ def local_cluster(state_dir: Path, brokers: int = 3) -> Iterator[Settings]:
 
 
 @contextmanager
+def local_secure_stack(state_dir: Path) -> Iterator[Path]:
+    """The secure stack (TLS, SASL/SCRAM, ACLs, a MinIO user per component) on free ports;
+    yields the directory of each component's settings file (``<component>.env``)."""
+    from infra.stack import LocalStack
+
+    settings = load_settings(
+        kafka={"bootstrap_servers": f"127.0.0.1:{free_port()}"}, storage={"endpoint": f"127.0.0.1:{free_port()}"},
+        infra={"state_dir": state_dir, "kafka_controller_port": free_port(), "minio_console_port": free_port(),
+               "secure": True},
+    )
+    stack = LocalStack(settings)
+    try:
+        stack.up()
+        yield state_dir / "secure"
+    finally:
+        stack.down()
+
+
+@contextmanager
 def containers() -> Iterator[Settings]:
     from testcontainers.kafka import KafkaContainer
     from testcontainers.minio import MinioContainer

@@ -9,10 +9,10 @@ from billstream_core.serde import AvroCodec, codec
 
 def submitted(**overrides: object) -> dict:
     record = {
-        "schema_version": 1, "order_number": "ORD-1", "submitted_at_ms": 1_700_000_000_000,
+        "schema_version": 2, "order_number": "ORD-1", "submitted_at_ms": 1_700_000_000_000,
         "image": {"bucket": "bills", "key": "ab" * 32, "sha256": "ab" * 32, "size_bytes": 1234,
                   "content_type": "image/jpeg"},
-        "source": "test", "attributes": {"shop": "42"},
+        "source": "test", "attributes": {"shop": "42"}, "submitted_by": "User:producer",
     }
     record.update(overrides)
     return record
@@ -148,3 +148,16 @@ def test_the_codec_writes_v2_and_still_reads_v1_records() -> None:
     read = codec("BillResult").decode(old)
     assert read["key_fields"] == {"date": "25/12/2018"} and read["key_field_details"] == []
     assert codec("BillResult").version == 2
+
+
+def test_bill_submitted_v2_carries_who_submitted_and_reads_both_ways() -> None:
+    """A v1 consumer skips submitted_by; a v2 consumer reads a v1 event as submitted by nobody known."""
+    v1, v2 = _schema("BillSubmitted.v1.avsc"), _schema("BillSubmitted.v2.avsc")
+    new = submitted() | {"schema_version": 2, "submitted_by": "key:k1"}
+    as_v1 = _read(_write(new, v2), v2, v1)
+    assert "submitted_by" not in as_v1 and as_v1["order_number"] == new["order_number"]
+    old = {k: v for k, v in submitted().items() if k != "submitted_by"} | {"schema_version": 1}
+    as_v2 = _read(_write(old, v1), v1, v2)
+    assert as_v2["submitted_by"] is None and as_v2["image"] == old["image"]
+    c = codec("BillSubmitted")
+    assert c.version == 2 and c.decode(c.encode(new))["submitted_by"] == "key:k1"
