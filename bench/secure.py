@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import socket
 import sys
@@ -131,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bills", type=int, default=24)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    logging.getLogger("billstream.kafka").setLevel(logging.CRITICAL)  # librdkafka's retries while a stack starts
     tag = uuid.uuid4().hex[:6]
     bills = [render_bill([f"BENCH {tag} SHOP {n}", f"ITEM {n} 1.{n:02d}", f"TOTAL {n}.{n:02d}"])
              for n in range(args.bills)]

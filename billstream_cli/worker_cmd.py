@@ -39,7 +39,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
                               worker_settings.decoder, worker_settings.cpu_slot)
     engine = OcrEngine.load(options=options)
     handler = BillHandler(engine, ObjectStore(settings.storage), settings.limits,
-                          fetch_concurrency=settings.worker.fetch_concurrency)
+                          fetch_concurrency=settings.worker.fetch_concurrency,
+                          storage_patience_s=settings.worker.storage_patience_s)
     slot = explicit_slot(args.instance_id) if args.instance_id else claim_slot()
     instance_id = slot.instance_id
     worker = InferenceWorker(settings, handler, instance_id=instance_id)

@@ -146,6 +146,9 @@ class WorkerSettings(BaseModel):
     max_wait_ms: int = Field(default=200, ge=0, le=60_000,
                              description="how long an idle worker waits for a first event; a batch never waits to fill")
     fetch_concurrency: int = Field(default=8, ge=1, le=256)
+    storage_patience_s: float = Field(default=60.0, ge=0, le=600,
+                                      description="how long a fetch waits (retrying with backoff) for object "
+                                                  "storage to come back before its order fails STORAGE_UNAVAILABLE")
     transaction_timeout_ms: int = Field(default=120_000, ge=1_000)
     max_poll_interval_ms: int = Field(default=300_000, ge=10_000)
     backend: str = Field(default="auto", pattern=r"^(auto|torch|onnx|onnx-int8)$",

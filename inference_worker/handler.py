@@ -7,13 +7,14 @@ every event gets exactly one result — failures included, each with its code.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
-from billstream_core.errors import BillstreamError, ObjectNotFound, StorageError
+from billstream_core.errors import BillstreamError, ObjectNotFound, StorageError, StorageUnavailable
 from billstream_core.settings import LimitSettings
 from inference_worker import results
 from models.bill import merge_pages
@@ -51,10 +52,13 @@ class PreparedBill:
 
 
 class BillHandler:
-    def __init__(self, engine: Engine, source: ImageSource, limits: LimitSettings, *, fetch_concurrency: int = 8) -> None:
+    def __init__(self, engine: Engine, source: ImageSource, limits: LimitSettings, *, fetch_concurrency: int = 8,
+                 storage_patience_s: float = 0.0, sleep: Callable[[float], None] = time.sleep) -> None:
         self.engine = engine
         self.source = source
         self.limits = limits
+        self.storage_patience_s = storage_patience_s
+        self._sleep = sleep
         self._pool = ThreadPoolExecutor(max_workers=fetch_concurrency, thread_name_prefix="fetch")
 
     def close(self) -> None:
@@ -64,7 +68,7 @@ class BillHandler:
         prepared = PreparedBill(event)
         t0 = time.perf_counter()
         try:
-            data = self.source.get(event["image"]["key"], max_bytes=self.limits.max_image_bytes)
+            data = self._fetch(event["image"]["key"])
         except ObjectNotFound as exc:
             prepared.error = ("OBJECT_NOT_FOUND", str(exc))
         except StorageError as exc:
@@ -79,6 +83,21 @@ class BillHandler:
             prepared.error = (exc.code, str(exc))
         prepared.decode_ms = (time.perf_counter() - t1) * 1000
         return prepared
+
+    def _fetch(self, key: str) -> bytes:
+        """The image; while storage is unavailable, retried with backoff (0.5 s doubling to
+        5 s) for up to ``storage_patience_s``: an outage shorter than that delays the order
+        instead of failing it."""
+        deadline = time.monotonic() + self.storage_patience_s
+        delay = 0.5
+        while True:
+            try:
+                return self.source.get(key, max_bytes=self.limits.max_image_bytes)
+            except StorageUnavailable:
+                if time.monotonic() + delay > deadline:
+                    raise
+                self._sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     def prepare(self, events: list[dict[str, Any]]) -> list[PreparedBill]:
         """Fetch and decode (I/O and a little CPU): the part the worker overlaps with the engine."""

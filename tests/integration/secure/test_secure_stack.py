@@ -3,6 +3,7 @@ refusal least privilege promises (anonymous and plaintext clients, a producer re
 results, a worker putting or deleting images, a wrong password)."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -74,6 +75,18 @@ def test_the_pipeline_runs_with_one_credential_per_component(secure: Path, tmp_p
                     break
         consumer.close()
         assert events and events[-1]["order_number"] == order and events[-1]["submitted_by"] == "User:producer"
+
+        # no secret on any process's command line, in the components' logs or in a repr
+        secrets = [v for entry in json.loads((secure / "credentials.json").read_text()).values() for v in entry.values()]
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                argv = cmdline.read_bytes().decode(errors="replace")
+            except OSError:
+                continue  # the process ended meanwhile
+            assert not any(secret in argv for secret in secrets), f"a secret on the command line of {cmdline.parent}"
+        for log in (stream.log_path, worker.log_path):
+            assert not any(secret in log.read_text() for secret in secrets), log
+        assert not any(secret in repr(producer) or secret in str(producer.model_dump()) for secret in secrets)
     finally:
         stop_all(worker, stream)
 

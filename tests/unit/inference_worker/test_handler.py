@@ -89,3 +89,41 @@ def test_an_engine_failure_fails_each_page_of_the_batch_with_a_code(error: Excep
     batch = run({"a": png(100), "b": png(110)}, [event("C-1", "a"), event("C-2", "b")], FakeEngine(fail=error))
     assert [(r["status"], r["error_code"]) for r in batch.results] == [("FAILED", code)] * 2
     assert all(r["model_version"] == "v-test" for r in batch.results)
+
+
+class FlakySource(FakeSource):
+    """Unavailable for the first ``outage`` calls, then serves."""
+
+    def __init__(self, objects: dict[str, bytes | Exception], outage: int) -> None:
+        super().__init__(objects)
+        self.outage, self.calls = outage, 0
+
+    def get(self, key: str, *, max_bytes: int | None = None) -> bytes:
+        self.calls += 1
+        if self.calls <= self.outage:
+            raise StorageUnavailable("MinIO unavailable")
+        return super().get(key, max_bytes=max_bytes)
+
+
+def test_an_outage_shorter_than_the_patience_delays_the_order_with_growing_waits() -> None:
+    waits: list[float] = []
+    handler = BillHandler(FakeEngine(), FlakySource({"a": png(30)}, outage=4), LimitSettings(),
+                          storage_patience_s=60, sleep=waits.append)
+    try:
+        (result,) = handler.recognize(handler.prepare([event("A", "a")])).results
+    finally:
+        handler.close()
+    assert result["status"] == "RECOGNIZED"
+    assert waits == [0.5, 1.0, 2.0, 4.0]
+
+
+def test_an_outage_past_the_patience_fails_the_order_storage_unavailable() -> None:
+    waits: list[float] = []
+    source = FlakySource({"a": png(30)}, outage=1000)
+    handler = BillHandler(FakeEngine(), source, LimitSettings(), storage_patience_s=0, sleep=waits.append)
+    try:
+        (result,) = handler.recognize(handler.prepare([event("A", "a")])).results
+    finally:
+        handler.close()
+    assert (result["status"], result["error_code"]) == ("FAILED", "STORAGE_UNAVAILABLE")
+    assert source.calls == 1 and waits == []
