@@ -156,6 +156,10 @@ class LocalStack:
             raise
         return self.status()
 
+    def wait_ready(self) -> None:
+        """Until MinIO answers and every Kafka node has joined (after a node was restarted)."""
+        self._wait_ready()
+
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.settings.infra.start_timeout_s
         self._wait(lambda: self._minio_live(), "MinIO", self.minio.process, deadline)

@@ -1,0 +1,249 @@
+"""The fault cases. Each starts its own pipeline on fresh topics, drives the load, injects
+its fault in the middle, heals it, drains, and returns one row."""
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.faults.harness import Pipeline, Row, isolated, running
+from billstream_core.kafka import ReliableProducer, make_admin
+from billstream_core.order_numbers import new_order_number
+from billstream_core.serde import codec
+from billstream_core.settings import Settings
+from infra.kafka_local import LocalKafka
+from infra.stack import LocalStack
+
+
+@dataclass
+class Context:
+    stack: LocalStack
+    base: Settings
+    log_dir: Path
+    before_s: float = 20.0  # load before the fault
+    fault_s: float = 20.0  # how long the fault lasts
+    after_s: float = 20.0  # load after the heal
+    rate: float = 3.0  # bills a second
+
+
+def _pipeline(ctx: Context, case: str, *, workers: int = 2, stream_apps: int = 1,
+              worker: dict[str, object] | None = None) -> tuple[Settings, Pipeline]:
+    settings = isolated(ctx.base, worker=worker)  # type: ignore[arg-type]
+    pipe = Pipeline(settings, ctx.log_dir / case)
+    for n in range(stream_apps):
+        pipe.stream_app(f"stream-{n + 1}", None if n == 0 else _port())
+    for n in range(workers):
+        pipe.worker(f"worker-{n + 1}")
+    pipe.wait_ready()
+    return settings, pipe
+
+
+def _port() -> int:
+    from bench.faults.harness import _free_port
+
+    return _free_port()
+
+
+def leader_node(stack: LocalStack, settings: Settings, topic: str) -> LocalKafka:
+    """The node that leads ``topic``'s partition 0."""
+    metadata = make_admin(settings.kafka).list_topics(timeout=10)
+    leader = metadata.topics[topic].partitions[0].leader
+    port = metadata.brokers[leader].port
+    return next(node for node in stack.kafka_nodes if node.port == port)
+
+
+def _pid(node: LocalKafka) -> int:
+    running = node.process.running()
+    if running is None:
+        raise RuntimeError(f"{node.name} is not running")
+    return running.pid
+
+
+def broker_killed(ctx: Context) -> Row:
+    settings, pipe = _pipeline(ctx, "broker-killed")
+    try:
+        with running(settings, ctx.rate) as run:
+            run.load_for(ctx.before_s)
+            node = leader_node(ctx.stack, settings, settings.topics.results)
+            run.fault()
+            os.kill(_pid(node), signal.SIGKILL)
+            run.load_for(ctx.fault_s)
+            node.start()
+            ctx.stack.wait_ready()
+            run.healed()
+            run.load_for(ctx.after_s)
+            run.drain()
+            return run.row("a broker killed (-9) and restarted",
+                           f"{node.name} led {settings.topics.results}[0]; down {ctx.fault_s:.0f}s")
+    finally:
+        pipe.stop()
+
+
+def brokers_rolled(ctx: Context) -> Row:
+    settings, pipe = _pipeline(ctx, "brokers-rolled")
+    try:
+        with running(settings, ctx.rate) as run:
+            run.load_for(ctx.before_s)
+            run.fault()
+            for node in ctx.stack.kafka_nodes:  # a clean stop (SIGTERM), then back, one at a time
+                node.process.stop()
+                node.start()
+                ctx.stack.wait_ready()
+                time.sleep(5)
+            run.healed()
+            run.load_for(ctx.after_s)
+            run.drain()
+            return run.row("a rolling restart of every broker", f"{len(ctx.stack.kafka_nodes)} nodes, one at a time")
+    finally:
+        pipe.stop()
+
+
+def broker_stalled(ctx: Context) -> Row:
+    settings, pipe = _pipeline(ctx, "broker-stalled")
+    try:
+        with running(settings, ctx.rate) as run:
+            run.load_for(ctx.before_s)
+            node = leader_node(ctx.stack, settings, settings.topics.results)
+            run.fault()
+            os.kill(_pid(node), signal.SIGSTOP)
+            run.load_for(max(ctx.fault_s, 20.0))  # past the brokers' and the clients' session timeouts
+            os.kill(_pid(node), signal.SIGCONT)
+            ctx.stack.wait_ready()
+            run.healed()
+            run.load_for(ctx.after_s)
+            run.drain()
+            return run.row("a broker stalled (SIGSTOP past the session timeout)", f"{node.name}")
+    finally:
+        pipe.stop()
+
+
+def storage_outage(ctx: Context) -> Row:
+    settings, pipe = _pipeline(ctx, "storage-outage")
+    patience = settings.worker.storage_patience_s
+    try:
+        with running(settings, ctx.rate) as run:
+            run.load_for(ctx.before_s)
+            run.fault()
+            ctx.stack.minio.process.stop()
+            run.load_for(ctx.fault_s)
+            ctx.stack.minio.start()
+            ctx.stack.wait_ready()
+            run.healed()
+            run.load_for(ctx.after_s)
+            run.drain()
+            row = run.row("object storage stopped", f"MinIO down {ctx.fault_s:.0f}s, within the workers' "
+                          f"{patience:.0f}s patience")
+            failed = sum(records[0][1]["status"] == "FAILED" for o, records in list(run.tally.arrivals.items())
+                         if o in run.load.submitted)
+            row.notes += f"; {failed} FAILED" if failed else "; every order RECOGNIZED"
+            return row
+    finally:
+        pipe.stop()
+
+
+def storage_outage_past_patience(ctx: Context) -> Row:
+    patience = 8.0
+    settings, pipe = _pipeline(ctx, "storage-past-patience", worker={"storage_patience_s": patience})
+    try:
+        with running(settings, ctx.rate) as run:
+            run.load_for(ctx.before_s)
+            run.fault()
+            ctx.stack.minio.process.stop()
+            run.load_for(max(ctx.fault_s, 3 * patience))
+            ctx.stack.minio.start()
+            ctx.stack.wait_ready()
+            run.healed()
+            run.load_for(ctx.after_s)
+            run.drain()
+            row = run.row("object storage stopped past the patience",
+                          f"MinIO down {max(ctx.fault_s, 3 * patience):.0f}s, patience {patience:.0f}s")
+            late = [records[0][1] for o, records in list(run.tally.arrivals.items())
+                    if o in run.load.submitted and run.load.submitted[o] > run.healed_at + 2]
+            codes = {r.get("error_code") for r in (v[0][1] for v in run.tally.arrivals.values()) if r["status"] == "FAILED"}
+            row.notes += (f"; FAILED codes {sorted(c or '' for c in codes)}; after the heal "
+                          f"{sum(r['status'] == 'RECOGNIZED' for r in late)}/{len(late)} RECOGNIZED")
+            return row
+    finally:
+        pipe.stop()
+
+
+def zombie_worker(ctx: Context) -> Row:
+    settings, pipe = _pipeline(ctx, "zombie-worker", worker={"max_poll_interval_ms": 10_000})
+    try:
+        with running(settings, ctx.rate) as run:
+            run.load_for(ctx.before_s)
+            zombie = pipe.procs["worker-1"].process.pid
+            run.fault()
+            os.kill(zombie, signal.SIGSTOP)
+            run.load_for(max(ctx.fault_s, 20.0))  # past max.poll.interval.ms and the session timeout (10 s)
+            os.kill(zombie, signal.SIGCONT)
+            run.healed()
+            run.load_for(ctx.after_s)
+            run.drain()
+            alive = pipe.procs["worker-1"].process.poll() is None
+            return run.row("a zombie worker (SIGSTOP past max.poll.interval.ms)",
+                           f"worker-1 paused {max(ctx.fault_s, 20.0):.0f}s; afterwards "
+                           f"{'still running' if alive else 'exited (a supervisor restarts it)'}")
+    finally:
+        pipe.stop()
+
+
+def stream_app_killed(ctx: Context) -> Row:
+    settings, pipe = _pipeline(ctx, "stream-app-killed", stream_apps=2)
+    try:
+        with running(settings, ctx.rate) as run:
+            run.load_for(ctx.before_s)
+            run.fault()
+            pipe.procs["stream-2"].kill()
+            run.load_for(ctx.fault_s)
+            pipe.stream_app("stream-2", _port())
+            run.healed()
+            run.load_for(ctx.after_s)
+            run.drain()
+            return run.row("one of two stream apps killed (-9) and restarted")
+    finally:
+        pipe.stop()
+
+
+def poison_events(ctx: Context) -> Row:
+    settings, pipe = _pipeline(ctx, "poison-events")
+    try:
+        with running(settings, ctx.rate) as run:
+            run.load_for(ctx.before_s)
+            run.fault()
+            producer = ReliableProducer(settings.kafka)
+            garbage, future, missing = new_order_number(), new_order_number(), new_order_number()
+            producer.produce(settings.topics.submitted, b"\x00garbage, not avro", key=garbage)
+            # a future version: the right magic, a fingerprint no schema here has
+            producer.produce(settings.topics.submitted, b"\xc3\x01" + b"\xfe" * 8 + b"\x02\x04", key=future)
+            event = {"schema_version": 2, "order_number": missing, "submitted_at_ms": int(time.time() * 1000),
+                     "image": {"bucket": settings.storage.bucket, "key": "ab" * 32, "sha256": "ab" * 32,
+                               "size_bytes": 10, "content_type": "image/png"},
+                     "source": "faults", "attributes": {}, "submitted_by": "User:faults"}
+            producer.produce(settings.topics.submitted, codec("BillSubmitted").encode(event), key=missing)
+            producer.flush()
+            run.load.expected.update({garbage: ("FAILED", "UNDECODABLE_EVENT"), future: ("FAILED", "UNDECODABLE_EVENT"),
+                                      missing: ("FAILED", "OBJECT_NOT_FOUND")})
+            run.healed()
+            run.load_for(ctx.after_s)
+            run.drain()
+            return run.row("poison and mismatched events", "garbage bytes, a future schema version, "
+                           "a missing object: each got its FAILED code; no partition stalled")
+    finally:
+        pipe.stop()
+
+
+CASES: dict[str, tuple[Callable[[Context], Row], bool]] = {  # name → (case, needs the three-broker cluster)
+    "broker-killed": (broker_killed, True),
+    "brokers-rolled": (brokers_rolled, True),
+    "broker-stalled": (broker_stalled, True),
+    "storage-outage": (storage_outage, False),
+    "storage-past-patience": (storage_outage_past_patience, False),
+    "zombie-worker": (zombie_worker, False),
+    "stream-app-killed": (stream_app_killed, False),
+    "poison-events": (poison_events, False),
+}
+FAST = ("broker-killed", "storage-outage", "zombie-worker")  # the subset CI runs
