@@ -6,7 +6,8 @@ import json
 from dataclasses import asdict
 
 from billstream_core.settings import Settings
-from infra.stack import LocalStack, ServiceStatus, with_brokers
+from infra.cluster import with_brokers
+from infra.stack import LocalStack, ServiceStatus
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -6,6 +6,8 @@ import json
 import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import urllib.error
 import urllib.request
@@ -36,9 +38,11 @@ def expected_model_version(settings: Settings) -> str:
     worker, manifest = settings.worker, read_manifest()
     cuda = False
     if worker.device == "auto" and worker.backend in ("auto", "torch"):
-        import torch
-
-        cuda = torch.cuda.is_available()
+        # asked in a child process: importing torch here would hold ~400 MB in the stream
+        # app for the rest of its life, for one boolean
+        probe = subprocess.run([sys.executable, "-c", "import torch; print(torch.cuda.is_available())"],
+                               capture_output=True, text=True, timeout=120)
+        cuda = probe.stdout.strip() == "True"
     return model_version(manifest, worker_profile(worker.backend, worker.device, worker.decoder, manifest,
                                                   cuda_available=cuda))
 
@@ -54,7 +58,8 @@ def run_stream(settings: Settings, args: argparse.Namespace) -> int:
     check_partition_layout(settings, {name: partition_count(settings.kafka, name)
                                       for name in (settings.topics.submitted, settings.topics.results)})
     version = expected_model_version(settings)
-    router = ImageRouter(settings, model_version=version, instance_id=args.instance_id or socket.gethostname())
+    instance_id = args.instance_id or socket.gethostname()
+    router = ImageRouter(settings, model_version=version, instance_id=instance_id)
     failure: list[BaseException] = []
 
     def on_fatal(exc: BaseException) -> None:  # stop the whole process: a supervisor restarts it
@@ -63,7 +68,7 @@ def run_stream(settings: Settings, args: argparse.Namespace) -> int:
 
     routing = threading.Thread(target=router.run, kwargs={"on_fatal": on_fatal}, name="router", daemon=True)
     routing.start()
-    app = build_app(settings, model_version=version, router=router)
+    app = build_app(settings, model_version=version, router=router, instance_id=instance_id)
     worker = faust_worker(app, args.loglevel, settings.log.format)
     try:
         worker.execute_from_commandline()  # returns on SIGTERM/SIGINT after a clean stop

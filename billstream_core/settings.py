@@ -190,6 +190,9 @@ class StreamAppSettings(BaseModel):
     web_bind: str | None = Field(default=None, description="where the web server listens (0.0.0.0 in a container)")
     web_port: int = Field(default=16066, gt=0, lt=65536)
     processing_guarantee: str = Field(default="at_least_once", pattern=r"^(at_least_once|exactly_once)$")
+    store: Literal["rocksdb", "memory"] = Field(
+        default="rocksdb", description="where the orders table lives: rocksdb (on disk under the temp dir, "
+                                       "memory flat in the number of orders) or memory (tests of the table itself)")
 
     @property
     def order_memory_ms(self) -> int:

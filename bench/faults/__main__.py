@@ -24,7 +24,8 @@ from bench.faults.cases import CASES, FAST, Context
 from bench.faults.harness import Row
 from bench.machine import describe
 from billstream_core.settings import Settings, load_settings
-from infra.stack import LocalStack, with_brokers
+from infra.cluster import with_brokers
+from infra.stack import LocalStack
 
 
 def _port() -> int:

@@ -54,7 +54,8 @@ def local_processes(state_dir: Path) -> Iterator[Settings]:
 @contextmanager
 def local_cluster(state_dir: Path, brokers: int = 3) -> Iterator[Settings]:
     """A replicated KRaft cluster of ``brokers`` nodes, with its own MinIO, on free ports."""
-    from infra.stack import LocalStack, with_brokers
+    from infra.cluster import with_brokers
+    from infra.stack import LocalStack
 
     servers = ",".join(f"127.0.0.1:{free_port()}" for _ in range(brokers))
     settings = with_brokers(load_settings(
