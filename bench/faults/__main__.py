@@ -67,11 +67,13 @@ def run_cases(names: list[str], log_dir: Path, **timing: float) -> list[Row]:
 
 
 def print_table(rows: list[Row]) -> None:
-    print("| case | submitted | results | lost | duplicates | recovery s | notes |")
-    print("|---|---|---|---|---|---|---|")
+    print("| case | submitted | results | lost | duplicates | recovery s | longest gap s | notes |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         recovery = "-" if r.recovery_s is None else f"{r.recovery_s:.1f}"
-        print(f"| {r.case} | {r.submitted} | {r.results} | **{r.lost}** | **{r.duplicates}** | {recovery} | {r.notes} |")
+        gap = "-" if r.longest_gap_s is None else f"{r.longest_gap_s:.1f}"
+        print(f"| {r.case} | {r.submitted} | {r.results} | **{r.lost}** | **{r.duplicates}** | {recovery} | {gap} "
+              f"| {r.notes} |")
 
 
 def main(argv: list[str] | None = None) -> int:

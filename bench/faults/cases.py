@@ -17,6 +17,8 @@ from billstream_core.settings import Settings
 from infra.kafka_local import LocalKafka
 from infra.stack import LocalStack
 
+BURST = 40  # bills submitted at once just before storage goes away: some wait on their fetch
+
 
 @dataclass
 class Context:
@@ -126,6 +128,7 @@ def storage_outage(ctx: Context) -> Row:
     try:
         with running(settings, ctx.rate) as run:
             run.load_for(ctx.before_s)
+            run.load.burst(BURST)  # orders whose images the workers have yet to fetch
             run.fault()
             ctx.stack.minio.process.stop()
             run.load_for(ctx.fault_s)
@@ -134,8 +137,8 @@ def storage_outage(ctx: Context) -> Row:
             run.healed()
             run.load_for(ctx.after_s)
             run.drain()
-            row = run.row("object storage stopped", f"MinIO down {ctx.fault_s:.0f}s, within the workers' "
-                          f"{patience:.0f}s patience")
+            row = run.row("object storage stopped", f"MinIO down {ctx.fault_s:.0f}s just after a burst of {BURST}, "
+                          f"within the workers' {patience:.0f}s patience")
             failed = sum(records[0][1]["status"] == "FAILED" for o, records in list(run.tally.arrivals.items())
                          if o in run.load.submitted)
             row.notes += f"; {failed} FAILED" if failed else "; every order RECOGNIZED"
@@ -150,6 +153,7 @@ def storage_outage_past_patience(ctx: Context) -> Row:
     try:
         with running(settings, ctx.rate) as run:
             run.load_for(ctx.before_s)
+            run.load.burst(BURST)
             run.fault()
             ctx.stack.minio.process.stop()
             run.load_for(max(ctx.fault_s, 3 * patience))
@@ -159,7 +163,8 @@ def storage_outage_past_patience(ctx: Context) -> Row:
             run.load_for(ctx.after_s)
             run.drain()
             row = run.row("object storage stopped past the patience",
-                          f"MinIO down {max(ctx.fault_s, 3 * patience):.0f}s, patience {patience:.0f}s")
+                          f"MinIO down {max(ctx.fault_s, 3 * patience):.0f}s just after a burst of {BURST}, "
+                          f"patience {patience:.0f}s")
             late = [records[0][1] for o, records in list(run.tally.arrivals.items())
                     if o in run.load.submitted and run.load.submitted[o] > run.healed_at + 2]
             codes = {r.get("error_code") for r in (v[0][1] for v in run.tally.arrivals.values()) if r["status"] == "FAILED"}

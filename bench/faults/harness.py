@@ -37,6 +37,7 @@ class Row:
     lost: int
     duplicates: int
     recovery_s: float | None
+    longest_gap_s: float | None = None  # the longest stretch without a result, from the fault to the drain
     notes: str = ""
 
     @property
@@ -179,6 +180,20 @@ class Load:
             time.sleep(max(0.0, next_at - time.monotonic()))
             next_at = max(next_at, time.monotonic() - period)  # after a stall, no catch-up burst
 
+    def burst(self, count: int) -> None:
+        """``count`` new images at once (a backlog the workers are still fetching when a
+        fault strikes), from a submitter of its own beside the steady load."""
+        submitter = BillSubmitter(self.settings, source="faults")
+        staged = []
+        for n in range(count):
+            image = render_bill([f"BURST {self.tag} {n}", f"ITEM {n} {n}.25", f"TOTAL {n}.99"])
+            staged.append(submitter.stage(image))
+        for bill in staged:
+            submitter.publish(bill, flush=False)
+        submitter.flush()
+        now = time.monotonic()
+        self.submitted.update({bill.order_number: now for bill in staged})
+
     def start(self) -> None:
         self._running.set()
         self._thread = threading.Thread(target=self._run, daemon=True, name="load")
@@ -226,7 +241,14 @@ class Run:
         mismatch = f"; {len(wrong)} special orders with the wrong outcome: {wrong[:3]}" if wrong else ""
         return Row(case, len(submitted), sum(len(v) for v in found.values()), len(submitted - found.keys()),
                    sum(len(v) - 1 for v in found.values() if len(v) > 1), self.recovery_seconds(),
-                   notes + extra + mismatch)
+                   self.longest_gap(), notes + extra + mismatch)
+
+    def longest_gap(self) -> float | None:
+        times = [t for t in self.tally.times() if t >= self.fault_at]
+        if len(times) < 2:
+            return None
+        edges = [self.fault_at, *times]
+        return round(max(b - a for a, b in zip(edges, edges[1:])), 1)
 
     def recovery_seconds(self, window: float = 5.0) -> float | None:
         """From the heal until results flow at ≥ 80% of the rate before the fault."""
