@@ -8,7 +8,8 @@ Routing (cache, single flight, the work topic) is not done by Faust agents: it r
 can skip an event fetched while it recovers its tables (faust-streaming#596, #216). A
 skipped event here only delays what ``GET`` shows; it cannot lose an order.
 
-The table is changelog-backed (recovered on restart); values are JSON, no pickle codec.
+The table is changelog-backed and kept in RocksDB under the temp dir (one directory per
+instance); values are JSON, no pickle codec.
 """
 from __future__ import annotations
 
@@ -63,8 +64,8 @@ def faust_worker(app: faust.App, loglevel: str, log_format: str = "text") -> fau
     return worker
 
 
-# The orders table on disk (RocksDB through rocksdict): a stream app's memory stays flat
-# however many orders it remembers (in memory it held ~60 KB an order). One database per
+# The orders table on disk (RocksDB through rocksdict), so it does not hold every result in
+# memory (in memory it grew ~60 KB an order on real receipts). One database per
 # partition, each with its own caches, so they are kept small.
 ROCKSDB_OPTIONS = {"driver": "rocksdict", "block_cache_size": 8 * 2**20, "block_cache_compressed_size": 0,
                    "write_buffer_size": 4 * 2**20, "max_write_buffer_number": 2, "max_open_files": 128}
@@ -82,7 +83,8 @@ def build_app(settings: Settings, *, model_version: str, router: ImageRouter | N
     app = faust.App(
         stream.app_id, broker=[f"kafka://{s.strip()}" for s in settings.kafka.bootstrap_servers.split(",")],
         broker_credentials=broker_credentials(settings.kafka),
-        store="rocksdb://" if stream.store == "rocksdb" else "memory://", web_host=stream.web_host, web_bind=stream.web_bind or stream.web_host, web_port=stream.web_port,
+        store="rocksdb://" if stream.store == "rocksdb" else "memory://",
+        web_host=stream.web_host, web_bind=stream.web_bind or stream.web_host, web_port=stream.web_port,
         topic_partitions=partitions, topic_replication_factor=topics.replication_factor,
         processing_guarantee=stream.processing_guarantee, consumer_auto_offset_reset="earliest",
         web_in_thread=False, table_standby_replicas=0,
