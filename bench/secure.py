@@ -19,7 +19,6 @@ import argparse
 import json
 import logging
 import os
-import socket
 import sys
 import tempfile
 import time
@@ -30,42 +29,25 @@ from pathlib import Path
 from statistics import median
 
 from bench.machine import describe
+from bench.stacks import scratch_stack
 from billstream_core.kafka import ReliableProducer, ensure_topics, make_consumer
 from billstream_core.results_reader import ResultsReader
 from billstream_core.settings import Settings, TopicSpec, load_settings, settings_env
 from infra.components import ComponentProcesses, wait_ready
-from infra.stack import LocalStack
 from producers.samples import render_bill
 from producers.submit import BillSubmitter
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @contextmanager
 def stack(secure: bool) -> Iterator[dict[str, Settings]]:
     """A fresh stack; the settings of each component (all the same on the plaintext one)."""
-    with tempfile.TemporaryDirectory(prefix="bench-secure-") as state:
-        base = load_settings(
-            kafka={"bootstrap_servers": f"127.0.0.1:{_free_port()}"}, storage={"endpoint": f"127.0.0.1:{_free_port()}"},
-            infra={"state_dir": Path(state), "kafka_controller_port": _free_port(), "minio_console_port": _free_port(),
-                   "secure": secure},
-            stream={"web_port": _free_port()})
-        local = LocalStack(base)
-        local.up()
-        try:
-            if secure:
-                env_dir = Path(state) / "secure"
-                roles = {c: load_settings(_env_file=env_dir / f"{c}.env", stream={"web_port": base.stream.web_port})
-                         for c in ("admin", "producer", "worker", "stream", "reader")}
-            else:
-                roles = dict.fromkeys(("admin", "producer", "worker", "stream", "reader"), base)
-            yield roles
-        finally:
-            local.down()
+    with scratch_stack(secure=secure) as (local, admin):
+        if secure:
+            env_dir = local.state_dir / "secure"
+            yield {c: load_settings(_env_file=env_dir / f"{c}.env", stream={"web_port": admin.stream.web_port})
+                   for c in ("admin", "producer", "worker", "stream", "reader")}
+        else:
+            yield dict.fromkeys(("admin", "producer", "worker", "stream", "reader"), admin)
 
 
 def transport(roles: dict[str, Settings], messages: int) -> dict[str, float]:

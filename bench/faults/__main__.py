@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import socket
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -23,32 +22,15 @@ from pathlib import Path
 from bench.faults.cases import CASES, FAST, Context
 from bench.faults.harness import Row
 from bench.machine import describe
-from billstream_core.settings import Settings, load_settings
-from infra.cluster import with_brokers
+from bench.stacks import scratch_stack
+from billstream_core.settings import Settings
 from infra.stack import LocalStack
-
-
-def _port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @contextmanager
 def stack(brokers: int) -> Iterator[tuple[LocalStack, Settings]]:
-    with tempfile.TemporaryDirectory(prefix="bench-faults-") as state:
-        servers = ",".join(f"127.0.0.1:{_port()}" for _ in range(brokers))
-        settings = load_settings(kafka={"bootstrap_servers": servers}, storage={"endpoint": f"127.0.0.1:{_port()}"},
-                                 infra={"state_dir": Path(state), "kafka_controller_port": _port(),
-                                        "minio_console_port": _port()})
-        if brokers > 1:
-            settings = with_brokers(settings, brokers)
-        local = LocalStack(settings)
-        local.up()
-        try:
-            yield local, settings
-        finally:
-            local.down()
+    with scratch_stack(brokers=brokers) as started:
+        yield started
 
 
 def run_cases(names: list[str], log_dir: Path, **timing: float) -> list[Row]:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.faults.harness import Pipeline, Row, isolated, running
+from bench.faults.harness import Pipeline, Row, Run, isolated, running
 from billstream_core.kafka import ReliableProducer, make_admin
 from billstream_core.order_numbers import new_order_number
 from billstream_core.serde import codec
@@ -64,181 +64,160 @@ def _pid(node: LocalKafka) -> int:
     return running.pid
 
 
-def broker_killed(ctx: Context) -> Row:
-    settings, pipe = _pipeline(ctx, "broker-killed")
+# A fault: injects (calling run.fault()), lasts, heals (calling run.healed()); returns what
+# to write in its row once the run has drained: (case label, notes).
+Fault = Callable[[Run, Settings, Pipeline], Callable[[], tuple[str, str]]]
+
+
+def _run_case(ctx: Context, name: str, fault: Fault, *, stream_apps: int = 1,
+              worker: dict[str, object] | None = None) -> Row:
+    """The shape every case shares: its pipeline, load before, the fault, load after, drain."""
+    settings, pipe = _pipeline(ctx, name, stream_apps=stream_apps, worker=worker)
     try:
         with running(settings, ctx.rate) as run:
             run.load_for(ctx.before_s)
-            node = leader_node(ctx.stack, settings, settings.topics.results)
-            run.fault()
-            os.kill(_pid(node), signal.SIGKILL)
+            describe = fault(run, settings, pipe)
+            run.load_for(ctx.after_s)
+            run.drain()
+            return run.row(*describe())
+    finally:
+        pipe.stop()
+
+
+def _broker_down(ctx: Context, sig: signal.Signals) -> Fault:
+    def inject(run: Run, settings: Settings, pipe: Pipeline) -> Callable[[], tuple[str, str]]:
+        node = leader_node(ctx.stack, settings, settings.topics.results)
+        run.fault()
+        os.kill(_pid(node), sig)
+        if sig == signal.SIGKILL:
             run.load_for(ctx.fault_s)
             node.start()
-            ctx.stack.wait_ready()
-            run.healed()
-            run.load_for(ctx.after_s)
-            run.drain()
-            return run.row("a broker killed (-9) and restarted",
-                           f"{node.name} led {settings.topics.results}[0]; down {ctx.fault_s:.0f}s")
-    finally:
-        pipe.stop()
+            label, notes = "a broker killed (-9) and restarted", f"{node.name} led {settings.topics.results}[0]; " \
+                f"down {ctx.fault_s:.0f}s"
+        else:
+            run.load_for(max(ctx.fault_s, 20.0))  # past the brokers' and the clients' session timeouts
+            os.kill(_pid(node), signal.SIGCONT)
+            label, notes = "a broker stalled (SIGSTOP past the session timeout)", node.name
+        ctx.stack.wait_ready()
+        run.healed()
+        return lambda: (label, notes)
+    return inject
 
 
-def brokers_rolled(ctx: Context) -> Row:
-    settings, pipe = _pipeline(ctx, "brokers-rolled")
-    try:
-        with running(settings, ctx.rate) as run:
-            run.load_for(ctx.before_s)
-            run.fault()
-            for node in ctx.stack.kafka_nodes:  # a clean stop (SIGTERM), then back, one at a time
-                node.process.stop()
-                node.start()
-                ctx.stack.wait_ready()
-                time.sleep(5)
-            run.healed()
-            run.load_for(ctx.after_s)
-            run.drain()
-            return run.row("a rolling restart of every broker", f"{len(ctx.stack.kafka_nodes)} nodes, one at a time")
-    finally:
-        pipe.stop()
+def broker_killed(ctx: Context) -> Row:
+    return _run_case(ctx, "broker-killed", _broker_down(ctx, signal.SIGKILL))
 
 
 def broker_stalled(ctx: Context) -> Row:
-    settings, pipe = _pipeline(ctx, "broker-stalled")
-    try:
-        with running(settings, ctx.rate) as run:
-            run.load_for(ctx.before_s)
-            node = leader_node(ctx.stack, settings, settings.topics.results)
-            run.fault()
-            os.kill(_pid(node), signal.SIGSTOP)
-            run.load_for(max(ctx.fault_s, 20.0))  # past the brokers' and the clients' session timeouts
-            os.kill(_pid(node), signal.SIGCONT)
+    return _run_case(ctx, "broker-stalled", _broker_down(ctx, signal.SIGSTOP))
+
+
+def brokers_rolled(ctx: Context) -> Row:
+    def inject(run: Run, settings: Settings, pipe: Pipeline) -> Callable[[], tuple[str, str]]:
+        run.fault()
+        for node in ctx.stack.kafka_nodes:  # a clean stop (SIGTERM), then back, one at a time
+            node.process.stop()
+            node.start()
             ctx.stack.wait_ready()
-            run.healed()
-            run.load_for(ctx.after_s)
-            run.drain()
-            return run.row("a broker stalled (SIGSTOP past the session timeout)", f"{node.name}")
-    finally:
-        pipe.stop()
+            time.sleep(5)
+        run.healed()
+        return lambda: ("a rolling restart of every broker", f"{len(ctx.stack.kafka_nodes)} nodes, one at a time")
+    return _run_case(ctx, "brokers-rolled", inject)
+
+
+def _storage_down(ctx: Context, seconds: float) -> Callable[[Run], None]:
+    def outage(run: Run) -> None:
+        run.load.burst(BURST)  # orders whose images the workers have yet to fetch
+        run.fault()
+        ctx.stack.minio.process.stop()
+        run.load_for(seconds)
+        ctx.stack.minio.start()
+        ctx.stack.wait_ready()
+        run.healed()
+    return outage
 
 
 def storage_outage(ctx: Context) -> Row:
-    settings, pipe = _pipeline(ctx, "storage-outage")
-    patience = settings.worker.storage_patience_s
-    try:
-        with running(settings, ctx.rate) as run:
-            run.load_for(ctx.before_s)
-            run.load.burst(BURST)  # orders whose images the workers have yet to fetch
-            run.fault()
-            ctx.stack.minio.process.stop()
-            run.load_for(ctx.fault_s)
-            ctx.stack.minio.start()
-            ctx.stack.wait_ready()
-            run.healed()
-            run.load_for(ctx.after_s)
-            run.drain()
-            row = run.row("object storage stopped", f"MinIO down {ctx.fault_s:.0f}s just after a burst of {BURST}, "
-                          f"within the workers' {patience:.0f}s patience")
+    def inject(run: Run, settings: Settings, pipe: Pipeline) -> Callable[[], tuple[str, str]]:
+        _storage_down(ctx, ctx.fault_s)(run)
+
+        def describe() -> tuple[str, str]:
             failed = sum(records[0][1]["status"] == "FAILED" for o, records in list(run.tally.arrivals.items())
                          if o in run.load.submitted)
-            row.notes += f"; {failed} FAILED" if failed else "; every order RECOGNIZED"
-            return row
-    finally:
-        pipe.stop()
+            return ("object storage stopped",
+                    f"MinIO down {ctx.fault_s:.0f}s just after a burst of {BURST}, within the workers' "
+                    f"{settings.worker.storage_patience_s:.0f}s patience; "
+                    + (f"{failed} FAILED" if failed else "every order RECOGNIZED"))
+        return describe
+    return _run_case(ctx, "storage-outage", inject)
 
 
 def storage_outage_past_patience(ctx: Context) -> Row:
     patience = 8.0
-    settings, pipe = _pipeline(ctx, "storage-past-patience", worker={"storage_patience_s": patience})
-    try:
-        with running(settings, ctx.rate) as run:
-            run.load_for(ctx.before_s)
-            run.load.burst(BURST)
-            run.fault()
-            ctx.stack.minio.process.stop()
-            run.load_for(max(ctx.fault_s, 3 * patience))
-            ctx.stack.minio.start()
-            ctx.stack.wait_ready()
-            run.healed()
-            run.load_for(ctx.after_s)
-            run.drain()
-            row = run.row("object storage stopped past the patience",
-                          f"MinIO down {max(ctx.fault_s, 3 * patience):.0f}s just after a burst of {BURST}, "
-                          f"patience {patience:.0f}s")
+    down = max(ctx.fault_s, 3 * patience)
+
+    def inject(run: Run, settings: Settings, pipe: Pipeline) -> Callable[[], tuple[str, str]]:
+        _storage_down(ctx, down)(run)
+
+        def describe() -> tuple[str, str]:
             late = [records[0][1] for o, records in list(run.tally.arrivals.items())
                     if o in run.load.submitted and run.load.submitted[o] > run.healed_at + 2]
             codes = {r.get("error_code") for r in (v[0][1] for v in run.tally.arrivals.values()) if r["status"] == "FAILED"}
-            row.notes += (f"; FAILED codes {sorted(c or '' for c in codes)}; after the heal "
-                          f"{sum(r['status'] == 'RECOGNIZED' for r in late)}/{len(late)} RECOGNIZED")
-            return row
-    finally:
-        pipe.stop()
+            return ("object storage stopped past the patience",
+                    f"MinIO down {down:.0f}s just after a burst of {BURST}, patience {patience:.0f}s; FAILED codes "
+                    f"{sorted(c or '' for c in codes)}; after the heal "
+                    f"{sum(r['status'] == 'RECOGNIZED' for r in late)}/{len(late)} RECOGNIZED")
+        return describe
+    return _run_case(ctx, "storage-past-patience", inject, worker={"storage_patience_s": patience})
 
 
 def zombie_worker(ctx: Context) -> Row:
-    settings, pipe = _pipeline(ctx, "zombie-worker", worker={"max_poll_interval_ms": 10_000})
-    try:
-        with running(settings, ctx.rate) as run:
-            run.load_for(ctx.before_s)
-            zombie = pipe.procs["worker-1"].process.pid
-            run.fault()
-            os.kill(zombie, signal.SIGSTOP)
-            run.load_for(max(ctx.fault_s, 20.0))  # past max.poll.interval.ms and the session timeout (10 s)
-            os.kill(zombie, signal.SIGCONT)
-            run.healed()
-            run.load_for(ctx.after_s)
-            run.drain()
-            alive = pipe.procs["worker-1"].process.poll() is None
-            return run.row("a zombie worker (SIGSTOP past max.poll.interval.ms)",
-                           f"worker-1 paused {max(ctx.fault_s, 20.0):.0f}s; afterwards "
-                           f"{'still running' if alive else 'exited (a supervisor restarts it)'}")
-    finally:
-        pipe.stop()
+    paused = max(ctx.fault_s, 20.0)  # past max.poll.interval.ms and the session timeout (10 s)
+
+    def inject(run: Run, settings: Settings, pipe: Pipeline) -> Callable[[], tuple[str, str]]:
+        zombie = pipe.procs["worker-1"].process
+        run.fault()
+        os.kill(zombie.pid, signal.SIGSTOP)
+        run.load_for(paused)
+        os.kill(zombie.pid, signal.SIGCONT)
+        run.healed()
+        return lambda: ("a zombie worker (SIGSTOP past max.poll.interval.ms)",
+                        f"worker-1 paused {paused:.0f}s; afterwards "
+                        f"{'still running' if zombie.poll() is None else 'exited (a supervisor restarts it)'}")
+    return _run_case(ctx, "zombie-worker", inject, worker={"max_poll_interval_ms": 10_000})
 
 
 def stream_app_killed(ctx: Context) -> Row:
-    settings, pipe = _pipeline(ctx, "stream-app-killed", stream_apps=2)
-    try:
-        with running(settings, ctx.rate) as run:
-            run.load_for(ctx.before_s)
-            run.fault()
-            pipe.procs["stream-2"].kill()
-            run.load_for(ctx.fault_s)
-            pipe.stream_app("stream-2", _port())
-            run.healed()
-            run.load_for(ctx.after_s)
-            run.drain()
-            return run.row("one of two stream apps killed (-9) and restarted")
-    finally:
-        pipe.stop()
+    def inject(run: Run, settings: Settings, pipe: Pipeline) -> Callable[[], tuple[str, str]]:
+        run.fault()
+        pipe.procs["stream-2"].kill()
+        run.load_for(ctx.fault_s)
+        pipe.stream_app("stream-2", _port())
+        run.healed()
+        return lambda: ("one of two stream apps killed (-9) and restarted", "")
+    return _run_case(ctx, "stream-app-killed", inject, stream_apps=2)
 
 
 def poison_events(ctx: Context) -> Row:
-    settings, pipe = _pipeline(ctx, "poison-events")
-    try:
-        with running(settings, ctx.rate) as run:
-            run.load_for(ctx.before_s)
-            run.fault()
-            producer = ReliableProducer(settings.kafka)
-            garbage, future, missing = new_order_number(), new_order_number(), new_order_number()
-            producer.produce(settings.topics.submitted, b"\x00garbage, not avro", key=garbage)
-            # a future version: the right magic, a fingerprint no schema here has
-            producer.produce(settings.topics.submitted, b"\xc3\x01" + b"\xfe" * 8 + b"\x02\x04", key=future)
-            event = {"schema_version": 2, "order_number": missing, "submitted_at_ms": int(time.time() * 1000),
-                     "image": {"bucket": settings.storage.bucket, "key": "ab" * 32, "sha256": "ab" * 32,
-                               "size_bytes": 10, "content_type": "image/png"},
-                     "source": "faults", "attributes": {}, "submitted_by": "User:faults"}
-            producer.produce(settings.topics.submitted, codec("BillSubmitted").encode(event), key=missing)
-            producer.flush()
-            run.load.expected.update({garbage: ("FAILED", "UNDECODABLE_EVENT"), future: ("FAILED", "UNDECODABLE_EVENT"),
-                                      missing: ("FAILED", "OBJECT_NOT_FOUND")})
-            run.healed()
-            run.load_for(ctx.after_s)
-            run.drain()
-            return run.row("poison and mismatched events", "garbage bytes, a future schema version, "
-                           "a missing object: each got its FAILED code; no partition stalled")
-    finally:
-        pipe.stop()
+    def inject(run: Run, settings: Settings, pipe: Pipeline) -> Callable[[], tuple[str, str]]:
+        run.fault()
+        producer = ReliableProducer(settings.kafka)
+        garbage, future, missing = new_order_number(), new_order_number(), new_order_number()
+        producer.produce(settings.topics.submitted, b"\x00garbage, not avro", key=garbage)
+        # a future version: the right magic, a fingerprint no schema here has
+        producer.produce(settings.topics.submitted, b"\xc3\x01" + b"\xfe" * 8 + b"\x02\x04", key=future)
+        event = {"schema_version": 2, "order_number": missing, "submitted_at_ms": int(time.time() * 1000),
+                 "image": {"bucket": settings.storage.bucket, "key": "ab" * 32, "sha256": "ab" * 32,
+                           "size_bytes": 10, "content_type": "image/png"},
+                 "source": "faults", "attributes": {}, "submitted_by": "User:faults"}
+        producer.produce(settings.topics.submitted, codec("BillSubmitted").encode(event), key=missing)
+        producer.flush()
+        run.load.expected.update({garbage: ("FAILED", "UNDECODABLE_EVENT"), future: ("FAILED", "UNDECODABLE_EVENT"),
+                                  missing: ("FAILED", "OBJECT_NOT_FOUND")})
+        run.healed()
+        return lambda: ("poison and mismatched events", "garbage bytes, a future schema version, a missing object: "
+                        "each got its FAILED code; no partition stalled")
+    return _run_case(ctx, "poison-events", inject)
 
 
 CASES: dict[str, tuple[Callable[[Context], Row], bool]] = {  # name → (case, needs the three-broker cluster)
