@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 
 from billstream_core.errors import BillstreamError
-from billstream_core.kafka import ensure_topics, partition_count, wait_for_broker
+from billstream_core.kafka import ensure_topics, make_admin, partition_count, wait_for_broker
 from billstream_core.settings import Settings
 
 
@@ -68,7 +68,10 @@ def run_stream(settings: Settings, args: argparse.Namespace) -> int:
 
     routing = threading.Thread(target=router.run, kwargs={"on_fatal": on_fatal}, name="router", daemon=True)
     routing.start()
-    app = build_app(settings, model_version=version, router=router, instance_id=instance_id)
+    # the table's RocksDB directory is this instance's on this Kafka cluster: a stack made
+    # anew (new topics, same names) never finds a database from the one before
+    cluster_id = make_admin(settings.kafka).list_topics(timeout=settings.kafka.request_timeout_s).cluster_id
+    app = build_app(settings, model_version=version, router=router, instance_id=f"{instance_id}.{cluster_id}")
     worker = faust_worker(app, args.loglevel, settings.log.format)
     try:
         worker.execute_from_commandline()  # returns on SIGTERM/SIGINT after a clean stop
