@@ -79,6 +79,7 @@ def _run_case(ctx: Context, name: str, fault: Fault, *, stream_apps: int = 1,
             describe = fault(run, settings, pipe)
             run.load_for(ctx.after_s)
             run.drain()
+            pipe.stop()  # before the notes: a process's last words (its final stats) are in its log
             return run.row(*describe())
     finally:
         pipe.stop()
@@ -187,6 +188,44 @@ def zombie_worker(ctx: Context) -> Row:
     return _run_case(ctx, "zombie-worker", inject, worker={"max_poll_interval_ms": 10_000})
 
 
+def zombie_worker_mid_batch(ctx: Context) -> Row:
+    """The zombie paused while it holds a batch: when it wakes, its transaction's offsets
+    belong to a group generation that has moved on, so the commit must fail and abort."""
+    paused = max(ctx.fault_s, 20.0)
+
+    def inject(run: Run, settings: Settings, pipe: Pipeline) -> Callable[[], tuple[str, str]]:
+        zombie = pipe.procs["worker-1"]
+        run.load.burst(2 * BURST)  # both workers busy for several seconds
+        time.sleep(1.0)
+        run.fault()
+        os.kill(zombie.process.pid, signal.SIGSTOP)
+        run.load_for(paused)
+        os.kill(zombie.process.pid, signal.SIGCONT)
+        run.healed()
+
+        def describe() -> tuple[str, str]:
+            final = [line for line in zombie.log_path.read_text().splitlines() if "stopped:" in line]
+            return ("a zombie worker paused in the middle of a batch",
+                    f"worker-1 paused {paused:.0f}s after a burst of {2 * BURST}; its final stats: "
+                    f"{final[-1].split('stopped: ', 1)[-1] if final else 'none (it did not stop cleanly)'}")
+        return describe
+    return _run_case(ctx, "zombie-worker-mid-batch", inject, worker={"max_poll_interval_ms": 10_000})
+
+
+def stream_app_killed_in_rebalance(ctx: Context) -> Row:
+    def inject(run: Run, settings: Settings, pipe: Pipeline) -> Callable[[], tuple[str, str]]:
+        run.fault()
+        pipe.stream_app("stream-3", _port())  # joining: the routers' and Faust's groups rebalance
+        time.sleep(2.0)
+        pipe.procs["stream-2"].kill()  # killed while that rebalance runs
+        run.load_for(ctx.fault_s)
+        pipe.stream_app("stream-2", _port())
+        run.healed()
+        return lambda: ("a stream app killed (-9) during a rebalance",
+                        "a third stream app joined; 2 s later the second was killed, then restarted")
+    return _run_case(ctx, "stream-app-killed-in-rebalance", inject, stream_apps=2)
+
+
 def stream_app_killed(ctx: Context) -> Row:
     def inject(run: Run, settings: Settings, pipe: Pipeline) -> Callable[[], tuple[str, str]]:
         run.fault()
@@ -227,7 +266,9 @@ CASES: dict[str, tuple[Callable[[Context], Row], bool]] = {  # name → (case, n
     "storage-outage": (storage_outage, False),
     "storage-past-patience": (storage_outage_past_patience, False),
     "zombie-worker": (zombie_worker, False),
+    "zombie-worker-mid-batch": (zombie_worker_mid_batch, False),
     "stream-app-killed": (stream_app_killed, False),
+    "stream-app-killed-in-rebalance": (stream_app_killed_in_rebalance, False),
     "poison-events": (poison_events, False),
 }
 FAST = ("broker-killed", "storage-outage", "zombie-worker")  # the subset CI runs
