@@ -11,13 +11,12 @@ from pathlib import Path
 from billstream_core.errors import InfraError
 from infra.certs import BROKER_CN, TlsFiles
 from infra.processes import ManagedProcess
+from infra.security import ADMIN, SCRAM
 from infra.toolchain import kafka_libs, require
 
 _LOG4J2 = Path(__file__).resolve().parent / "kafka" / "log4j2.yaml"
 
 
-ADMIN = "admin"  # the brokers' own SCRAM principal (infra.security.ADMIN)
-SCRAM = "SCRAM-SHA-512"
 
 
 def _argfile_line(argument: str) -> str:

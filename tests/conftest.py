@@ -14,7 +14,7 @@ from tests.support.services import containers, docker_available, local_processes
 
 @pytest.fixture(scope="session")
 def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    """Settings pointing at a real Kafka broker and MinIO server started for this session."""
+    """Settings pointing at a real Kafka broker and MinIO server, started once for the whole test run."""
     if docker_available():
         with containers() as settings:
             yield settings

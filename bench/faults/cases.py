@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.faults.harness import Pipeline, Row, Run, isolated, running
+from bench.stacks import free_port
 from billstream_core.kafka import ReliableProducer, make_admin
 from billstream_core.order_numbers import new_order_number
 from billstream_core.serde import codec
@@ -36,17 +37,11 @@ def _pipeline(ctx: Context, case: str, *, workers: int = 2, stream_apps: int = 1
     settings = isolated(ctx.base, worker=worker)  # type: ignore[arg-type]
     pipe = Pipeline(settings, ctx.log_dir / case)
     for n in range(stream_apps):
-        pipe.stream_app(f"stream-{n + 1}", None if n == 0 else _port())
+        pipe.stream_app(f"stream-{n + 1}", None if n == 0 else free_port())
     for n in range(workers):
         pipe.worker(f"worker-{n + 1}")
     pipe.wait_ready()
     return settings, pipe
-
-
-def _port() -> int:
-    from bench.faults.harness import _free_port
-
-    return _free_port()
 
 
 def leader_node(stack: LocalStack, settings: Settings, topic: str) -> LocalKafka:
@@ -215,11 +210,11 @@ def zombie_worker_mid_batch(ctx: Context) -> Row:
 def stream_app_killed_in_rebalance(ctx: Context) -> Row:
     def inject(run: Run, settings: Settings, pipe: Pipeline) -> Callable[[], tuple[str, str]]:
         run.fault()
-        pipe.stream_app("stream-3", _port())  # joining: the routers' and Faust's groups rebalance
+        pipe.stream_app("stream-3", free_port())  # joining: the routers' and Faust's groups rebalance
         time.sleep(2.0)
         pipe.procs["stream-2"].kill()  # killed while that rebalance runs
         run.load_for(ctx.fault_s)
-        pipe.stream_app("stream-2", _port())
+        pipe.stream_app("stream-2", free_port())
         run.healed()
         return lambda: ("a stream app killed (-9) during a rebalance",
                         "a third stream app joined; 2 s later the second was killed, then restarted")
@@ -231,7 +226,7 @@ def stream_app_killed(ctx: Context) -> Row:
         run.fault()
         pipe.procs["stream-2"].kill()
         run.load_for(ctx.fault_s)
-        pipe.stream_app("stream-2", _port())
+        pipe.stream_app("stream-2", free_port())
         run.healed()
         return lambda: ("one of two stream apps killed (-9) and restarted", "")
     return _run_case(ctx, "stream-app-killed", inject, stream_apps=2)

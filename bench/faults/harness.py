@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.stacks import free_port
 from billstream_core.errors import BillstreamError
 from billstream_core.kafka import ensure_topics
 from billstream_core.results_reader import ResultsReader
@@ -56,17 +57,9 @@ def isolated(base: Settings, *, partitions: int = 6, worker: dict[str, Any] | No
     settings = load_settings(kafka=base.kafka.model_dump(), storage=storage, topics=topics, infra=base.infra.model_dump(),
                              worker={"group_id": f"workers-{tag}", "max_batch": 4, "max_wait_ms": 100, "threads": 1,
                                      **(worker or {})},
-                             stream={"app_id": f"stream-{tag}", "web_port": _free_port()})
+                             stream={"app_id": f"stream-{tag}", "web_port": free_port()})
     ensure_topics(settings.kafka, settings.topics.all(), replication_factor=settings.topics.replication_factor)
     return settings
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class Pipeline:
