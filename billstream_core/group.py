@@ -61,7 +61,7 @@ def subscribe(consumer: Consumer, topics: list[str], *, prepare: Rebalance | Non
     """Subscribe (cooperative rebalancing) so that each assigned partition starts at an offset
     read here. ``prepare`` sees the partitions with those offsets before they are assigned
     (state restored for them is then as of their committed offsets); ``on_revoke`` serves
-    revoked and lost partitions alike. An offset lookup that keeps failing raises from the
+    revoked and lost partitions alike; they are resumed first. An offset lookup that keeps failing raises from the
     consumer's poll: the process stops instead of silently never reading a partition."""
 
     def on_assign(c: Consumer, partitions: list[TopicPartition]) -> None:
@@ -71,7 +71,13 @@ def subscribe(consumer: Consumer, topics: list[str], *, prepare: Rebalance | Non
         c.incremental_assign(offsets)
         log.info("assigned %s", ", ".join(f"{tp.topic}[{tp.partition}]@{tp.offset}" for tp in offsets) or "nothing")
 
-    if on_revoke is None:
-        consumer.subscribe(topics, on_assign=on_assign)
-    else:
-        consumer.subscribe(topics, on_assign=on_assign, on_revoke=on_revoke, on_lost=on_revoke)
+    def revoked(c: Consumer, partitions: list[TopicPartition]) -> None:
+        # librdkafka keeps a partition's pause across its unassignment: paused when lost (a
+        # worker waiting on its engine pauses a full batch's partitions), it came back paused
+        # when assigned again and was never read (17 of 265 orders in the zombie fault case).
+        # Resumed here, while still assigned, where resuming cannot strand its fetcher (5591).
+        c.resume(partitions)
+        if on_revoke is not None:
+            on_revoke(c, partitions)
+
+    consumer.subscribe(topics, on_assign=on_assign, on_revoke=revoked, on_lost=revoked)

@@ -30,7 +30,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from billstream_core.errors import DecodeError, KafkaError
-from billstream_core.group import subscribe
+from billstream_core.group import committed_offsets, subscribe
 from billstream_core.kafka import (
     ReliableProducer,
     commit_consumed,
@@ -77,6 +77,7 @@ class WorkerStats:
     failed: int = 0
     dead_letters: int = 0
     aborts: int = 0
+    discarded: int = 0  # batches dropped uncommitted because a partition was revoked under them
 
 
 @dataclass
@@ -120,6 +121,8 @@ class InferenceWorker:
         self._result = codec("BillResult")
         # messages a poll handed over while the engine ran; they open the next batch
         self._held: list[Message] = []
+        # partitions revoked or lost since the last commit decision (see _discard_revoked)
+        self._revoked: set[tuple[str, int]] = set()
 
     def stop(self) -> None:
         self._stop.set()
@@ -140,7 +143,7 @@ class InferenceWorker:
             self.producer.raw.init_transactions(30)  # fences an earlier incarnation, aborts its open transaction
         except KafkaException as exc:
             raise KafkaError(f"cannot initialise transactions: {exc}") from exc
-        subscribe(self.consumer, [self.input_topic], on_revoke=self._drop_held)
+        subscribe(self.consumer, [self.input_topic], on_revoke=self._on_revoke)
         log.info("worker %s consuming %s", self.instance_id, self.input_topic)
         engine_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine")
         in_flight: _Batch | None = None
@@ -160,6 +163,9 @@ class InferenceWorker:
                         messages += take_available(self.consumer, room, wait_s)
                 batch = self._start(messages) if messages else None  # fetches while the engine runs
                 outputs = self._outputs(in_flight) if in_flight is not None else []
+                if self._revoked and self._discard_revoked(in_flight, batch):
+                    in_flight = None  # neither batch is committed: what is still ours comes again
+                    continue
                 if batch is not None and batch.prepared:
                     batch.engine = engine_thread.submit(self.handler.recognize, batch.prepared)
                 if in_flight is not None and not self._commit(in_flight, outputs):
@@ -278,10 +284,45 @@ class InferenceWorker:
                 self.consumer.resume([tp for tp in paused if _key(tp) in assigned])
         return future.result()
 
-    def _drop_held(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        """A revoked partition's held messages go with it: its next owner reads them again."""
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """A revoked partition's held messages go with it: its next owner reads them again.
+        Those already in a batch are dealt with by the loop (_discard_revoked)."""
         gone = {(tp.topic, tp.partition) for tp in partitions}
         self._held = [m for m in self._held if _where(m) not in gone]
+        self._revoked |= gone
+
+    def _discard_revoked(self, in_flight: _Batch | None, batch: _Batch | None) -> bool:
+        """Drop both batches, uncommitted, when either holds a message of a partition revoked
+        since it was taken; True when they were dropped.
+
+        A worker paused past its session (a zombie) wakes with messages, and an engine batch,
+        of partitions the group has since given to another worker. Its next transaction would
+        carry their results and offsets under its new generation, which the coordinator
+        accepts: a second result for each such order. So nothing of a revoked partition is
+        committed. A revoked partition may already be assigned again (at its committed offset),
+        and a message taken in the poll that revoked it may predate the revocation, so instead
+        of sorting messages, each partition concerned that is still assigned is rewound to its
+        committed offset and all its local messages dropped: each comes again once, and the lost
+        partitions' messages go to their new owner. Held messages of a revoked partition (taken
+        in the poll that revoked it) are dropped the same way, without touching the batches."""
+        revoked, self._revoked = self._revoked, set()
+        in_batches = _partitions(in_flight.messages if in_flight is not None else []) | _partitions(
+            batch.messages if batch is not None else [])
+        dropped = bool(in_batches & revoked)
+        touched = (in_batches if dropped else set()) | (_partitions(self._held) & revoked)
+        if not touched:
+            return False
+        assigned = {_key(tp) for tp in self.consumer.assignment()}
+        rewind = [TopicPartition(t, p) for t, p in touched if (t, p) in assigned]
+        for tp in committed_offsets(self.consumer, rewind, timeout_s=30):
+            self.consumer.seek(tp)
+        self._held = [m for m in self._held if _where(m) not in touched]
+        if dropped:
+            self.stats.discarded += 1
+        log.warning("worker %s: %d partition(s) revoked under its uncommitted messages; %s, %d partition(s) "
+                    "rewound to their committed offsets", self.instance_id, len(touched & revoked),
+                    "both batches dropped" if dropped else "held messages dropped", len(rewind))
+        return dropped
 
     def _rewind_to_start(self, batch: _Batch, *, rewound: _Batch) -> None:
         """Seek back to ``batch``'s first offsets, except where ``rewound`` already sought further back."""

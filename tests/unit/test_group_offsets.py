@@ -86,7 +86,21 @@ def test_subscribe_assigns_explicit_offsets_after_prepare_has_seen_them() -> Non
     on_assign(consumer, parts(0, 1))  # type: ignore[operator]
     assert seen == [{0: 3, 1: OFFSET_BEGINNING}]
     assert offsets(consumer.assigned) == {0: 3, 1: OFFSET_BEGINNING}
-    assert "on_revoke" not in consumer.callbacks  # the client's own incremental unassign serves revocations
+
+
+def test_a_revoked_or_lost_partition_is_resumed_before_it_goes() -> None:
+    """librdkafka keeps a pause across unassignment: a paused partition lost and assigned
+    again would never be fetched."""
+    consumer: Any = FakeConsumer({0: 3})
+    consumer.resumed = []
+    consumer.resume = consumer.resumed.extend
+    seen: list[tuple[int, ...]] = []
+    subscribe(consumer, ["t"], on_revoke=lambda c, ps: seen.append(tuple(consumer.resumed)))
+    for callback in ("on_revoke", "on_lost"):
+        consumer.resumed.clear()
+        consumer.callbacks[callback](consumer, parts(0, 2))  # type: ignore[operator]
+        assert offsets(consumer.resumed) == {0: -1001, 2: -1001}
+    assert len(seen) == 2 and all(len(s) == 2 for s in seen)  # on_revoke ran after the resume
 
 
 def test_no_lookup_for_an_empty_assignment() -> None:

@@ -1,5 +1,6 @@
 """The worker loop's decisions with in-memory stand-ins for Kafka: what a batch commits,
-what an undecodable event becomes, and what an aborted commit leaves behind."""
+what an undecodable event becomes, what an aborted commit leaves behind, and what a
+partition revoked under a batch does to it."""
 from __future__ import annotations
 
 from concurrent.futures import Future
@@ -87,3 +88,47 @@ def test_an_aborted_commit_leaves_nothing_and_rewinds_to_the_committed_offsets()
     sample = loop.metrics.registry.get_sample_value
     assert sample("billstream_worker_transactions_total", {"outcome": "abort"}) == 1
     assert sample("billstream_worker_bills_total", {"status": "RECOGNIZED", "error_code": ""}) is None
+
+
+def test_a_batch_holding_a_revoked_partition_is_dropped_and_what_is_still_ours_rewound() -> None:
+    """A zombie wakes with a batch of a partition the group gave away (w/1) and has since
+    been given w/1 back: nothing commits, and both partitions the batches and held messages
+    touch are rewound to their committed offsets, so each message comes again exactly once."""
+    producer = FakeTransactions()
+    consumer = FakeConsumer(assigned=[TopicPartition("w", 1), TopicPartition("w", 2), TopicPartition("w", 3)],
+                            committed={("w", 1): 40, ("w", 2): 70, ("w", 3): 9})
+    loop = worker(producer, consumer)
+    in_flight = _Batch([FakeMessage("w", 1, 41, ORDER.encode(), b"x")],  # type: ignore[list-item]
+                       engine=engine_done([recognized(ORDER)]))
+    following = _Batch([FakeMessage("w", 2, 72, b"B", b"y")])  # type: ignore[list-item]
+    loop._held = [FakeMessage("w", 2, 73, b"C", b"z"), FakeMessage("w", 3, 9, b"D", b"z")]  # type: ignore[list-item]
+    loop._on_revoke(consumer, [TopicPartition("w", 1)])  # type: ignore[arg-type]
+    assert loop._discard_revoked(in_flight, following) is True
+    assert sorted((tp.partition, tp.offset) for tp in consumer.seeks) == [(1, 40), (2, 70)]
+    assert [m.partition() for m in loop._held] == [3]  # untouched: its position is past it
+    assert producer.committed == [] and loop.stats.discarded == 1
+    assert loop._discard_revoked(None, None) is False  # the revocation is dealt with once
+
+
+def test_a_held_message_of_a_revoked_partition_taken_in_the_revoking_poll_is_dropped_and_rewound() -> None:
+    """A poll can hand over a message fetched before the revocation it served: held after the
+    purge, it would be read twice once the partition comes back."""
+    consumer = FakeConsumer(assigned=[TopicPartition("w", 1), TopicPartition("w", 2)],
+                            committed={("w", 1): 40, ("w", 2): 70})
+    loop = worker(FakeTransactions(), consumer)
+    loop._on_revoke(consumer, [TopicPartition("w", 1)])  # type: ignore[arg-type]
+    loop._held = [FakeMessage("w", 1, 44, b"A", b"x"), FakeMessage("w", 2, 71, b"B", b"y")]  # type: ignore[list-item]
+    following = _Batch([FakeMessage("w", 2, 70, b"C", b"z")])  # type: ignore[list-item]
+    assert loop._discard_revoked(None, following) is False  # the batch is not the revoked partition's
+    assert [(tp.partition, tp.offset) for tp in consumer.seeks] == [(1, 40)]
+    assert [m.partition() for m in loop._held] == [2] and loop.stats.discarded == 0
+
+
+def test_a_revocation_that_touches_neither_batch_changes_nothing() -> None:
+    consumer = FakeConsumer(assigned=[TopicPartition("w", 2)], committed={("w", 2): 70})
+    loop = worker(FakeTransactions(), consumer)
+    loop._held = [FakeMessage("w", 5, 3, b"A", b"x"), FakeMessage("w", 2, 71, b"B", b"y")]  # type: ignore[list-item]
+    loop._on_revoke(consumer, [TopicPartition("w", 5)])  # type: ignore[arg-type]
+    assert [m.partition() for m in loop._held] == [2]  # the revoked partition's held message went with it
+    assert loop._discard_revoked(_Batch([FakeMessage("w", 2, 70, b"A", b"x")]), None) is False  # type: ignore[list-item]
+    assert consumer.seeks == [] and loop.stats.discarded == 0
