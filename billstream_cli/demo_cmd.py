@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import socket
 import sys
 import time
 import urllib.request
@@ -21,7 +20,7 @@ from billstream_core.media import sniff_content_type
 from billstream_core.results_reader import ResultsReader
 from billstream_core.settings import Settings
 from infra.components import ComponentProcesses, wait_ready
-from infra.stack import LocalStack
+from infra.stack import LocalStack, free_port
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -45,12 +44,6 @@ def _post_bill(api_url: str, image: bytes) -> str:
                                      headers={"Content-Type": sniff_content_type(image)})
     with urllib.request.urlopen(request, timeout=30) as response:
         return str(json.loads(response.read())["orders"][0]["order_number"])
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 # the series the demo shows of each process's /metrics (all of them are served)
@@ -96,7 +89,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         children.start("stream-app", "stream-app")
         metrics = {"stream app": settings.stream.url}
         for n in range(args.workers):  # each takes its own slot of this host, and a port for its probes
-            port = _free_port()
+            port = free_port()
             children.start(f"worker-{n + 1}", "worker", env={"BILLSTREAM_WORKER__PROBE_PORT": str(port)})
             metrics[f"worker-{n + 1}"] = f"http://127.0.0.1:{port}"
         children.start("api", "api", env={"BILLSTREAM_API__ALLOW_ANONYMOUS": "true"})

@@ -25,7 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         action.add_argument("--secure", action="store_true",
                             help="TLS + SASL/SCRAM-SHA-512 with ACLs on Kafka, a least-privilege MinIO user per "
                                  "component; its own state directory (BILLSTREAM_INFRA__SECURE)")
-    actions.add_parser("fetch", help="only fetch/build Kafka, MinIO and kustomize (for deploy/k8s) into the cache")
+    actions.add_parser("fetch", help="only fetch/build Kafka, MinIO, kustomize (for deploy/k8s) and "
+                                          "Toxiproxy (for the fault suite) into the cache")
     actions.add_parser("provision", help="create the topics and the bucket on running services")
     logs = actions.add_parser("logs", help="last lines of each service's log")
     logs.add_argument("-n", "--lines", type=int, default=40)
@@ -63,9 +64,10 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
             print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
         return 0
     if args.action == "fetch":
-        from infra.toolchain import kustomize_binary
+        from infra.toolchain import kustomize_binary, toxiproxy_binary
 
-        paths = stack.prepare() | {"kustomize": str(kustomize_binary(settings.infra.cache_dir))}
+        cache = settings.infra.cache_dir
+        paths = stack.prepare() | {"kustomize": str(kustomize_binary(cache)), "toxiproxy": str(toxiproxy_binary(cache))}
         print("\n".join(f"{name}: {path}" for name, path in paths.items()))
         return 0
     if args.action == "provision":

@@ -83,7 +83,7 @@ def run_backfill(settings: Settings, args: argparse.Namespace) -> int:
                           rate=args.rate, on_progress=lambda outcome: bar.update(1))
     summary = {"total": report.total, "submitted": report.submitted, "skipped": report.skipped,
                "failed": len(report.failed), "seconds": round(report.seconds, 2), "ledger": str(ledger_path),
-               "failures": report.failed}
+               "failures": report.failed, "halted": report.halted}
     if args.json:
         print(json.dumps(summary))
     else:
@@ -91,7 +91,10 @@ def run_backfill(settings: Settings, args: argparse.Namespace) -> int:
               f"{len(report.failed)} failed of {report.total} in {report.seconds:.1f}s; ledger {ledger_path}")
         for path, error in list(report.failed.items())[:20]:
             print(f"  failed {path}: {error}")
-    return 1 if report.failed else 0
+        if report.halted:
+            untried = report.total - report.submitted - report.skipped - len(report.failed)
+            print(f"backfill halted, {untried} not tried: {report.halted}. Run it again to resume.")
+    return 1 if report.failed or report.halted else 0
 
 
 IDLE_EXIT_S = 5.0

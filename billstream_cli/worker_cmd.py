@@ -36,7 +36,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     if worker_settings.nice:
         os.nice(worker_settings.nice)  # before the engine starts its threads: they inherit it
     options = serving_options(worker_settings.backend, worker_settings.device, worker_settings.threads,
-                              worker_settings.decoder, worker_settings.cpu_slot)
+                              worker_settings.decoder, worker_settings.cpu_slot, worker_settings.memory_arena)
     engine = OcrEngine.load(options=options)
     handler = BillHandler(engine, ObjectStore(settings.storage), settings.limits,
                           fetch_concurrency=settings.worker.fetch_concurrency,

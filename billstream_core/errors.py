@@ -67,6 +67,11 @@ class StorageUnavailable(StorageError):
     code = "STORAGE_UNAVAILABLE"
 
 
+class StorageFull(StorageError):
+    """The store has no room for a new object: retrying will not help until space is freed."""
+    code = "STORAGE_FULL"
+
+
 class StorageAccessDenied(StorageError):
     """The credential lacks the permission: least privilege at work, or a wrong policy."""
     code = "STORAGE_ACCESS_DENIED"

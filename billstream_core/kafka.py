@@ -7,6 +7,7 @@ librdkafka's own logs go to the ``billstream.kafka`` logger, not to stderr.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Collection, Iterable
 from typing import Any
@@ -68,6 +69,7 @@ class ReliableProducer:
             # backoff the retry stalled a router batch (a cache hit's p99) by ~100 ms.
             config["retry.backoff.ms"] = 10
         config |= extra or {}
+        self._config = config
         self._producer = Producer(config)
         self._errors: list[str] = []
         self.delivered = 0
@@ -76,6 +78,17 @@ class ReliableProducer:
     def raw(self) -> Producer:
         """The underlying producer, for transaction calls."""
         return self._producer
+
+    def renew(self, timeout_s: float = 30.0) -> None:
+        """Replace a wedged transactional producer with a new one of the same transactional
+        id: its init_transactions fences the old one and aborts its open transaction. The old
+        one goes once the call stuck in it returns (it can commit nothing: it is fenced)."""
+        fresh = Producer(self._config)
+        try:
+            fresh.init_transactions(timeout_s)
+        except KafkaException as exc:
+            raise KafkaError(f"cannot replace a stuck transactional producer: {exc}") from exc
+        self._producer = fresh
 
     def _on_delivery(self, error: RdKafkaError | None, message: Message) -> None:
         if error is not None:
@@ -173,6 +186,37 @@ def next_offsets(messages: Iterable[Message], into: dict[tuple[str, int], int] |
     return offsets
 
 
+# librdkafka's own timeouts on these calls are not always kept: send_offsets_to_transaction
+# was seen blocked for minutes after a 20 s network cut between a worker and its broker, with
+# the broker back (librdkafka issues 5456 and 5511, open in 2.16). Each call runs on a helper
+# thread (the client releases the GIL while it waits) and is given up GRACE_S after its timeout.
+SEND_OFFSETS_S, COMMIT_S, ABORT_S, GRACE_S = 30.0, 60.0, 30.0, 15.0
+
+
+class TransactionStuck(KafkaError):
+    """A transaction call outlived its own timeout: the producer is wedged."""
+
+
+def bounded(call: Callable[[], None], timeout_s: float, what: str) -> None:
+    """``call()`` (a transaction call given ``timeout_s``), raising :class:`TransactionStuck`
+    when it has not returned GRACE_S later; its exceptions are raised here."""
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            call()
+        except BaseException as exc:  # handed to the caller's thread
+            failure.append(exc)
+
+    helper = threading.Thread(target=run, daemon=True, name=f"txn-{what}")
+    helper.start()
+    helper.join(timeout_s + GRACE_S)
+    if helper.is_alive():
+        raise TransactionStuck(f"{what} did not return within {timeout_s + GRACE_S:.0f}s (its timeout is {timeout_s:.0f}s)")
+    if failure:
+        raise failure[0]
+
+
 def commit_consumed(producer: ReliableProducer, consumer: Consumer, messages: list[Message],
                     produce: Callable[[], None], *, owner: str,
                     also: dict[tuple[str, int], int] | None = None) -> bool:
@@ -189,19 +233,26 @@ def commit_consumed(producer: ReliableProducer, consumer: Consumer, messages: li
     try:
         raw.begin_transaction()
         produce()
-        raw.send_offsets_to_transaction([TopicPartition(t, p, o) for (t, p), o in offsets.items()],
-                                        consumer.consumer_group_metadata(), 30)
-        raw.commit_transaction(60)
+        bounded(lambda: raw.send_offsets_to_transaction([TopicPartition(t, p, o) for (t, p), o in offsets.items()],
+                                                        consumer.consumer_group_metadata(), SEND_OFFSETS_S),
+                SEND_OFFSETS_S, "send_offsets_to_transaction")
+        bounded(lambda: raw.commit_transaction(COMMIT_S), COMMIT_S, "commit_transaction")
         return True
+    except TransactionStuck as exc:
+        log.warning("%s: %s; replacing its producer, rewinding to committed offsets", owner, exc)
+        producer.renew()
     except KafkaException as exc:
         error = exc.args[0]
         if error.fatal() or not error.txn_requires_abort() and not error.retriable():
             raise KafkaError(f"{owner} cannot continue: {error.str()}") from exc
         log.warning("%s aborts a batch (%s); rewinding to committed offsets", owner, error.str())
-    try:
-        raw.abort_transaction(30)
-    except KafkaException as exc:
-        raise KafkaError(f"{owner}: abort failed: {exc}") from exc
+        try:
+            bounded(lambda: raw.abort_transaction(ABORT_S), ABORT_S, "abort_transaction")
+        except TransactionStuck as stuck:
+            log.warning("%s: %s; replacing its producer", owner, stuck)
+            producer.renew()
+        except KafkaException as failed:
+            raise KafkaError(f"{owner}: abort failed: {failed}") from failed
     assigned = {(tp.topic, tp.partition) for tp in consumer.assignment()}
     partitions = [TopicPartition(t, p) for (t, p) in offsets if (t, p) in assigned]
     for tp in committed_offsets(consumer, partitions, timeout_s=30):

@@ -20,11 +20,19 @@ import urllib3
 from minio import Minio
 from minio.error import MinioException, S3Error
 
-from billstream_core.errors import ObjectNotFound, StorageAccessDenied, StorageError, StorageUnavailable
+from billstream_core.errors import (
+    ObjectNotFound,
+    StorageAccessDenied,
+    StorageError,
+    StorageFull,
+    StorageUnavailable,
+)
 from billstream_core.settings import StorageSettings
 
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 _MISSING_CODES = {"NoSuchKey", "NoSuchObject", "NoSuchBucket"}
+# MinIO past its minimum free drive space (HTTP 507), and the generic S3 name for the same
+_FULL_CODES = {"XMinioStorageFull", "InsufficientStorage"}
 T = TypeVar("T")
 
 
@@ -80,6 +88,9 @@ class ObjectStore:
             except S3Error as exc:
                 if exc.code in _MISSING_CODES:
                     raise ObjectNotFound(f"{self.bucket}/{key or ''}: {exc.code}") from exc
+                if exc.code in _FULL_CODES:
+                    raise StorageFull(f"{what} {self.bucket}/{key or ''} refused: the object store is full "
+                                      f"({exc.code}); free space or add capacity, then submit again") from exc
                 if exc.code == "AccessDenied":
                     raise StorageAccessDenied(f"{what} {self.bucket}/{key or ''} refused: AccessDenied "
                                               "(the storage credential lacks this permission)") from exc

@@ -71,4 +71,6 @@ class AsyncSubmitter:
 
 def failure_status(exc: BillstreamError) -> int:
     """The HTTP status of a failure after the request was accepted for processing."""
+    if exc.code == "STORAGE_FULL":
+        return 507  # Insufficient Storage: not worth an immediate retry, unlike 503
     return 400 if exc.code in {"INVALID_ORDER_NUMBER", "EMPTY_OBJECT", "IMAGE_TOO_LARGE"} else 503

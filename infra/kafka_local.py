@@ -68,19 +68,32 @@ def secure_properties(security: BrokerSecurity) -> list[str]:
     ]
 
 
+@dataclass(frozen=True)
+class ProxiedListener:
+    """A second plaintext listener for clients behind a TCP proxy: the broker listens on
+    ``port`` and tells the clients that connect through it to use ``advertised`` (the
+    proxy's port), so every connection they open, not only the bootstrap, crosses the proxy."""
+    port: int
+    advertised: int
+
+
 def server_properties(*, port: int, controller_port: int, data_dir: Path, node_id: int = 1,
                       voters: str | None = None, cluster_size: int = 1,
-                      security: BrokerSecurity | None = None) -> str:
+                      security: BrokerSecurity | None = None, proxied: ProxiedListener | None = None) -> str:
     """One combined broker+controller node; ``voters`` lists every node's controller
     (``id@host:port``, comma-separated), the node itself when it is alone."""
     replicas = min(3, cluster_size)
     client = "SASL_SSL" if security is not None else "PLAINTEXT"
+    if proxied is not None and security is not None:
+        raise InfraError("a proxied listener is plaintext: not on the secure stack")
+    extra = f",PROXIED://127.0.0.1:{proxied.port}" if proxied is not None else ""
+    advertised = f",PROXIED://127.0.0.1:{proxied.advertised}" if proxied is not None else ""
     lines = [
         "process.roles=broker,controller",
         f"node.id={node_id}",
         f"controller.quorum.voters={voters or f'{node_id}@127.0.0.1:{controller_port}'}",
-        f"listeners={client}://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
-        f"advertised.listeners={client}://127.0.0.1:{port}",
+        f"listeners={client}://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}{extra}",
+        f"advertised.listeners={client}://127.0.0.1:{port}{advertised}",
         "controller.listener.names=CONTROLLER",
         f"log.dirs={data_dir}",
         "num.partitions=1",
@@ -96,7 +109,8 @@ def server_properties(*, port: int, controller_port: int, data_dir: Path, node_i
         "log.retention.hours=168",
     ]
     lines += secure_properties(security) if security is not None else [
-        "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+        + (",PROXIED:PLAINTEXT" if proxied is not None else ""),
         "inter.broker.listener.name=PLAINTEXT",
     ]
     return "\n".join([*lines, ""])
@@ -106,9 +120,10 @@ class LocalKafka:
     def __init__(self, *, cache_dir: Path, state_dir: Path, port: int, controller_port: int, heap: str,
                  quick_jit: bool = True, data_dir: Path | None = None, name: str = "kafka", node_id: int = 1,
                  voters: str | None = None, cluster_size: int = 1, cluster_id_file: Path | None = None,
-                 security: BrokerSecurity | None = None) -> None:
+                 security: BrokerSecurity | None = None, proxied: ProxiedListener | None = None) -> None:
         """``name``: the node's directory, pid and log file under ``state_dir`` ("kafka" for
         the single node, "kafka-N" for node N of a cluster, so the two never share a log)."""
+        self.proxied = proxied
         self.cache_dir = cache_dir
         self.name = name
         self.node_id, self.voters, self.cluster_size = node_id, voters, cluster_size
@@ -140,7 +155,7 @@ class LocalKafka:
         config = self.dir / "server.properties"
         properties = server_properties(port=self.port, controller_port=self.controller_port, data_dir=data_dir,
                                        node_id=self.node_id, voters=self.voters, cluster_size=self.cluster_size,
-                                       security=self.security)
+                                       security=self.security, proxied=self.proxied)
         fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it may hold the admin's password
         with os.fdopen(fd, "w") as out:
             out.write(properties)

@@ -55,6 +55,13 @@ def port_free(host: str, port: int) -> bool:
     return True
 
 
+def free_port() -> int:
+    """A loopback port free now (the kernel's pick), for processes started here."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def _say(message: str) -> None:
     print(f"[infra] {message}", file=sys.stderr, flush=True)
 

@@ -14,6 +14,8 @@ MINIO_MODULE = "github.com/minio/minio"
 MINIO_VERSION = "v0.0.0-20260212201848-7aac2a2c5b7c"  # master of 2026-02-12
 KUSTOMIZE_MODULE = "sigs.k8s.io/kustomize/kustomize/v5"
 KUSTOMIZE_VERSION = "v5.7.1"  # renders deploy/k8s in the tests; built with go install like MinIO
+TOXIPROXY_MODULE = "github.com/Shopify/toxiproxy/v2/cmd/server"
+TOXIPROXY_VERSION = "v2.12.0"  # the fault suite's network faults
 _POM = Path(__file__).resolve().parent / "kafka" / "pom.xml"
 
 _HINTS = {
@@ -73,43 +75,36 @@ def kafka_libs(cache_dir: Path) -> Path:
     return libs
 
 
-def minio_binary(cache_dir: Path) -> Path:
-    """The MinIO server binary, built with ``go install`` on first use (several minutes)."""
-    binary = _minio_path(cache_dir)
-    bin_dir = binary.parent
+def _go_install(module: str, version: str, binary: Path, label: str, duration: str) -> Path:
+    """``binary``, built with ``go install module@version`` into its directory on first use."""
     if binary.exists():
         return binary
     go = require("go")
-    _say(f"building MinIO {MINIO_VERSION} with `go install` into {bin_dir} (first run, 3-10 minutes)")
-    bin_dir.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(
-        [go, "install", f"{MINIO_MODULE}@{MINIO_VERSION}"],
-        capture_output=True, text=True, env={**os.environ, "GOBIN": str(bin_dir), "CGO_ENABLED": "0"},
-    )
-    if result.returncode != 0 or not binary.exists():
-        tail = (result.stdout + result.stderr).strip().splitlines()[-3:]
-        raise InfraError(f"building MinIO with go install failed: {' | '.join(tail)}")
-    return binary
-
-
-def _kustomize_path(cache_dir: Path) -> Path:
-    return cache_dir / f"kustomize-{KUSTOMIZE_VERSION}" / "kustomize"
-
-
-def kustomize_binary(cache_dir: Path) -> Path:
-    """kustomize, built with ``go install`` on first use (a minute): the tests render the
-    Kubernetes overlays with it, as ``kubectl apply -k`` would."""
-    binary = _kustomize_path(cache_dir)
-    if binary.exists():
-        return binary
-    go = require("go")
-    _say(f"building kustomize {KUSTOMIZE_VERSION} with `go install` into {binary.parent} (first run, about a minute)")
+    _say(f"building {label} {version} with `go install` into {binary.parent} (first run, {duration})")
     binary.parent.mkdir(parents=True, exist_ok=True)
     result = subprocess.run(
-        [go, "install", f"{KUSTOMIZE_MODULE}@{KUSTOMIZE_VERSION}"],
+        [go, "install", f"{module}@{version}"],
         capture_output=True, text=True, env={**os.environ, "GOBIN": str(binary.parent), "CGO_ENABLED": "0"},
     )
     if result.returncode != 0 or not binary.exists():
         tail = (result.stdout + result.stderr).strip().splitlines()[-3:]
-        raise InfraError(f"building kustomize with go install failed: {' | '.join(tail)}")
+        raise InfraError(f"building {label} with go install failed: {' | '.join(tail)}")
     return binary
+
+
+def minio_binary(cache_dir: Path) -> Path:
+    """The MinIO server binary (several minutes to build the first time)."""
+    return _go_install(MINIO_MODULE, MINIO_VERSION, _minio_path(cache_dir), "MinIO", "3-10 minutes")
+
+
+def kustomize_binary(cache_dir: Path) -> Path:
+    """kustomize: the tests render the Kubernetes overlays with it, as ``kubectl apply -k`` would."""
+    return _go_install(KUSTOMIZE_MODULE, KUSTOMIZE_VERSION, cache_dir / f"kustomize-{KUSTOMIZE_VERSION}" / "kustomize",
+                       "kustomize", "about a minute")
+
+
+def toxiproxy_binary(cache_dir: Path) -> Path:
+    """Toxiproxy's server: the fault suite puts it between the workers and the brokers to
+    slow and cut their connections (the kernel's netem is not available everywhere)."""
+    return _go_install(TOXIPROXY_MODULE, TOXIPROXY_VERSION, cache_dir / f"toxiproxy-{TOXIPROXY_VERSION}" / "server",
+                       "Toxiproxy", "under a minute")

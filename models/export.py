@@ -11,25 +11,35 @@ import argparse
 import os
 import warnings
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from models.manifest import WEIGHTS_DIR, model_version, read_manifest
-from models.networks import Networks, load_networks
+
+if TYPE_CHECKING:
+    from models.networks import Networks
 
 DEFAULT_CACHE = Path.home() / ".cache" / "billstream" / "onnx"
+
+
+def onnx_paths(manifest: dict[str, Any], out_root: Path = DEFAULT_CACHE) -> dict[str, Path]:
+    """Where the export of these weights lies (made or not): under their model version."""
+    out = out_root / model_version(manifest)
+    return {"detector": out / "detector.onnx", "recognizer": out / "crnn.onnx", "recognizer_int8": out / "crnn.int8.onnx"}
 
 
 def export_onnx(weights_dir: Path = WEIGHTS_DIR, out_root: Path = DEFAULT_CACHE, *,
                 networks: Networks | None = None) -> dict[str, Path]:
     """Paths of detector.onnx, crnn.onnx and crnn.int8.onnx for the shipped weights
     (``networks``: already loaded from ``weights_dir``, to skip loading them again)."""
+    import torch
+
+    from models.networks import load_networks
+
     manifest = networks.manifest if networks is not None else read_manifest(weights_dir / "manifest.json")
-    out = out_root / model_version(manifest)
-    paths = {"detector": out / "detector.onnx", "recognizer": out / "crnn.onnx", "recognizer_int8": out / "crnn.int8.onnx"}
+    paths = onnx_paths(manifest, out_root)
     if all(path.exists() for path in paths.values()):
         return paths
-    out.mkdir(parents=True, exist_ok=True)
+    next(iter(paths.values())).parent.mkdir(parents=True, exist_ok=True)
     # written under temporary names and renamed: two workers starting together never read half a file
     tmp = {name: path.with_name(f".{path.name}.{os.getpid()}.tmp") for name, path in paths.items()}
     networks = networks or load_networks(weights_dir)
@@ -57,8 +67,9 @@ def export_onnx(weights_dir: Path = WEIGHTS_DIR, out_root: Path = DEFAULT_CACHE,
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=DEFAULT_CACHE)
+    parser.add_argument("--weights", type=Path, default=WEIGHTS_DIR)
     args = parser.parse_args(argv)
-    for name, path in export_onnx(out_root=args.out).items():
+    for name, path in export_onnx(args.weights, out_root=args.out).items():
         print(f"{name}: {path} ({path.stat().st_size / 1e6:.1f} MB)")
     return 0
 

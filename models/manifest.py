@@ -19,6 +19,19 @@ class WeightsError(BillstreamError):
     code = "MODEL_WEIGHTS"
 
 
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def check_weights_file(path: Path, expected_sha256: str | None) -> None:
+    """A missing file, or one that does not match the manifest's sha256, is a :class:`WeightsError`."""
+    if not path.exists():
+        raise WeightsError(f"weights file {path} is missing")
+    if expected_sha256 is not None and file_sha256(path) != expected_sha256:
+        raise WeightsError(f"weights file {path.name} does not match the sha256 in the manifest "
+                           f"(corrupt or replaced): expected {expected_sha256[:12]}…")
+
+
 def read_manifest(path: Path = MANIFEST) -> dict[str, Any]:
     try:
         return json.loads(path.read_text())  # type: ignore[no-any-return]

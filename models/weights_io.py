@@ -6,7 +6,6 @@ Loading checks the sha256 first: a mismatch is a clear error, never a silent loa
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 from pathlib import Path
@@ -16,14 +15,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.manifest import MANIFEST, WEIGHTS_DIR, WeightsError, read_manifest
+from models.manifest import MANIFEST, WEIGHTS_DIR, WeightsError, check_weights_file, file_sha256, read_manifest
 
 __all__ = ["MANIFEST", "WEIGHTS_DIR", "WeightsError", "file_sha256", "load_state", "read_manifest", "save_state",
            "update_manifest"]
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
 
 def save_state(model: nn.Module, path: Path, *, half: bool = False) -> str:
     """Write the state dict as npz (float16 when ``half``); returns the file's sha256."""
@@ -39,11 +34,7 @@ def save_state(model: nn.Module, path: Path, *, half: bool = False) -> str:
 
 
 def load_state(model: nn.Module, path: Path, expected_sha256: str | None) -> nn.Module:
-    if not path.exists():
-        raise WeightsError(f"weights file {path} is missing")
-    if expected_sha256 is not None and file_sha256(path) != expected_sha256:
-        raise WeightsError(f"weights file {path.name} does not match the sha256 in the manifest "
-                           f"(corrupt or replaced): expected {expected_sha256[:12]}…")
+    check_weights_file(path, expected_sha256)
     try:
         with np.load(path, allow_pickle=False) as data:
             reference = model.state_dict()

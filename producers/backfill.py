@@ -13,7 +13,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from billstream_core.errors import BillstreamError, DeliveryError
+from billstream_core.errors import BillstreamError, DeliveryError, StorageFull
 from billstream_core.media import list_images
 from billstream_core.order_numbers import new_order_number
 from billstream_core.storage import sha256_hex
@@ -82,6 +82,7 @@ class BackfillReport:
     skipped: int = 0
     failed: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    halted: str | None = None  # why it stopped before the end (the rest is not in the ledger: run it again)
 
 
 def backfill(submitter: BillSubmitter, paths: list[Path], ledger: Ledger, *, concurrency: int = 8,
@@ -137,11 +138,13 @@ def backfill(submitter: BillSubmitter, paths: list[Path], ledger: Ledger, *, con
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         pending: dict[Future[None], Path] = {}
         for path in paths:  # at most 2 x concurrency files in memory at once
+            if report.halted is not None:
+                break
             pending[pool.submit(one, path)] = path
             if len(pending) >= concurrency * 2:
-                _drain(pending, outcome)
+                report.halted = _drain(pending, outcome) or report.halted
         while pending:
-            _drain(pending, outcome)
+            report.halted = _drain(pending, outcome) or report.halted
     try:
         submitter.flush()  # every outstanding event's outcome is heard here
     except DeliveryError as exc:  # each refused bill is in report.failed by its callback; the rest timed out
@@ -151,11 +154,17 @@ def backfill(submitter: BillSubmitter, paths: list[Path], ledger: Ledger, *, con
     return report
 
 
-def _drain(pending: dict[Future[None], Path], outcome: Callable[[Path, str, str | None], None]) -> None:
+def _drain(pending: dict[Future[None], Path], outcome: Callable[[Path, str, str | None], None]) -> str | None:
+    """Settle what has finished; a reason to stop when every later file would fail the same
+    way (the object store is full), else None."""
     done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+    halt = None
     for future in done:
         path = pending.pop(future)
         try:
             future.result()
         except (BillstreamError, OSError) as exc:
             outcome(path, "failed", f"{exc.__class__.__name__}: {exc}")
+            if isinstance(exc, StorageFull):
+                halt = str(exc)
+    return halt

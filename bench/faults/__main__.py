@@ -29,7 +29,8 @@ from infra.stack import LocalStack
 
 @contextmanager
 def stack(brokers: int) -> Iterator[tuple[LocalStack, Settings]]:
-    with scratch_stack(brokers=brokers) as started:
+    """The one-node stack's broker also listens behind a proxy, for the network case."""
+    with scratch_stack(brokers=brokers, proxied=brokers == 1) as started:
         yield started
 
 

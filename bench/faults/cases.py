@@ -4,19 +4,28 @@ from __future__ import annotations
 
 import os
 import signal
+import tempfile
 import time
+import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from confluent_kafka import TopicPartition
+
+from bench.faults.disk import small_disk
 from bench.faults.harness import Pipeline, Row, Run, isolated, running
+from bench.faults.network import Toxic, Toxiproxy
 from bench.stacks import free_port
-from billstream_core.kafka import ReliableProducer, make_admin
+from billstream_core.kafka import ReliableProducer, make_admin, make_consumer
 from billstream_core.order_numbers import new_order_number
 from billstream_core.serde import codec
 from billstream_core.settings import Settings
 from infra.kafka_local import LocalKafka
 from infra.stack import LocalStack
+from producers.backfill import Ledger, backfill
+from producers.samples import render_bill
+from producers.submit import BillSubmitter
 
 BURST = 40  # bills submitted at once just before storage goes away: some wait on their fetch
 
@@ -33,13 +42,14 @@ class Context:
 
 
 def _pipeline(ctx: Context, case: str, *, workers: int = 2, stream_apps: int = 1,
-              worker: dict[str, object] | None = None) -> tuple[Settings, Pipeline]:
+              worker: dict[str, object] | None = None, worker_bootstrap: str | None = None
+              ) -> tuple[Settings, Pipeline]:
     settings = isolated(ctx.base, worker=worker)  # type: ignore[arg-type]
     pipe = Pipeline(settings, ctx.log_dir / case)
     for n in range(stream_apps):
         pipe.stream_app(f"stream-{n + 1}", None if n == 0 else free_port())
     for n in range(workers):
-        pipe.worker(f"worker-{n + 1}")
+        pipe.worker(f"worker-{n + 1}", worker_bootstrap)
     pipe.wait_ready()
     return settings, pipe
 
@@ -65,9 +75,9 @@ Fault = Callable[[Run, Settings, Pipeline], Callable[[], tuple[str, str]]]
 
 
 def _run_case(ctx: Context, name: str, fault: Fault, *, stream_apps: int = 1,
-              worker: dict[str, object] | None = None) -> Row:
+              worker: dict[str, object] | None = None, worker_bootstrap: str | None = None) -> Row:
     """The shape every case shares: its pipeline, load before, the fault, load after, drain."""
-    settings, pipe = _pipeline(ctx, name, stream_apps=stream_apps, worker=worker)
+    settings, pipe = _pipeline(ctx, name, stream_apps=stream_apps, worker=worker, worker_bootstrap=worker_bootstrap)
     try:
         with running(settings, ctx.rate) as run:
             run.load_for(ctx.before_s)
@@ -171,15 +181,19 @@ def zombie_worker(ctx: Context) -> Row:
     paused = max(ctx.fault_s, 20.0)  # past max.poll.interval.ms and the session timeout (10 s)
 
     def inject(run: Run, settings: Settings, pipe: Pipeline) -> Callable[[], tuple[str, str]]:
-        zombie = pipe.procs["worker-1"].process
+        zombie = pipe.procs["worker-1"]
         run.fault()
-        os.kill(zombie.pid, signal.SIGSTOP)
+        os.kill(zombie.process.pid, signal.SIGSTOP)
         run.load_for(paused)
-        os.kill(zombie.pid, signal.SIGCONT)
+        os.kill(zombie.process.pid, signal.SIGCONT)
         run.healed()
-        return lambda: ("a zombie worker (SIGSTOP past max.poll.interval.ms)",
-                        f"worker-1 paused {paused:.0f}s; afterwards "
-                        f"{'still running' if zombie.poll() is None else 'exited (a supervisor restarts it)'}")
+
+        def describe() -> tuple[str, str]:  # after the pipeline was stopped: a clean stop shows in its log
+            clean = any("stopped:" in line for line in zombie.log_path.read_text().splitlines())
+            return ("a zombie worker (SIGSTOP past max.poll.interval.ms)",
+                    f"worker-1 paused {paused:.0f}s; afterwards "
+                    + ("it ran on until stopped at the end" if clean else "it exited (a supervisor restarts it)"))
+        return describe
     return _run_case(ctx, "zombie-worker", inject, worker={"max_poll_interval_ms": 10_000})
 
 
@@ -232,6 +246,108 @@ def stream_app_killed(ctx: Context) -> Row:
     return _run_case(ctx, "stream-app-killed", inject, stream_apps=2)
 
 
+# A slow, lossy link: each way 150 ± 50 ms, and a fifth of the connections reset 3 s after
+# they open (a TCP proxy cannot drop packets; what loss does to a TCP stream, stalls and
+# broken connections, it can).
+SLOW_LINK = (Toxic("latency-down", "latency", {"latency": 150, "jitter": 50}),
+             Toxic("latency-up", "latency", {"latency": 150, "jitter": 50}, stream="upstream"),
+             Toxic("resets", "reset_peer", {"timeout": 3000}, toxicity=0.2))
+CUT_S = 20.0
+
+
+def _through_proxy(ctx: Context, name: str, fault: Callable[[Run, Toxiproxy], tuple[str, str]]) -> Row:
+    """The workers reach the broker only through a proxy (the one-node stack's proxied
+    listener); the stream apps, the load and the tally do not."""
+    listener = ctx.stack.kafka.proxied
+    if listener is None:
+        raise RuntimeError("the network cases need the stack's proxied listener (scratch_stack(proxied=True))")
+    toxiproxy = Toxiproxy(ctx.base.infra.cache_dir, ctx.log_dir / name)
+    toxiproxy.start()
+    try:
+        toxiproxy.proxy("kafka", listen=listener.advertised, upstream=listener.port)
+
+        def inject(run: Run, settings: Settings, pipe: Pipeline) -> Callable[[], tuple[str, str]]:
+            described = fault(run, toxiproxy)
+            return lambda: described
+        return _run_case(ctx, name, inject, worker_bootstrap=f"127.0.0.1:{listener.advertised}")
+    finally:
+        toxiproxy.stop()
+
+
+def network_slow(ctx: Context) -> Row:
+    def fault(run: Run, toxiproxy: Toxiproxy) -> tuple[str, str]:
+        run.fault()
+        for toxic in SLOW_LINK:
+            toxiproxy.add("kafka", toxic)
+        run.load_for(ctx.fault_s)
+        toxiproxy.clear("kafka")
+        run.healed()
+        return ("a slow, lossy network between the workers and the broker",
+                f"{ctx.fault_s:.0f}s of 150±50 ms each way and 20% of connections reset 3 s after they open "
+                "(Toxiproxy)")
+    return _through_proxy(ctx, "network-slow", fault)
+
+
+def network_cut(ctx: Context) -> Row:
+    def fault(run: Run, toxiproxy: Toxiproxy) -> tuple[str, str]:
+        run.fault()
+        toxiproxy.enable("kafka", False)
+        run.load_for(CUT_S)
+        toxiproxy.enable("kafka", True)
+        run.healed()
+        return ("the network between the workers and the broker cut",
+                f"every worker connection closed and refused for {CUT_S:.0f}s, then healed (Toxiproxy)")
+    return _through_proxy(ctx, "network-cut", fault)
+
+
+def _end_offsets(settings: Settings, topic: str) -> int:
+    """Every event the topic has taken so far (the sum of its partitions' high watermarks)."""
+    consumer = make_consumer(settings.kafka, f"faults-offsets-{uuid.uuid4().hex[:8]}")
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        return sum(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions)
+    finally:
+        consumer.close()
+
+
+def storage_full(ctx: Context) -> Row:
+    """MinIO on a small tmpfs, filled in the middle of the load: new images are refused with
+    a clear error and nothing is announced for them; orders already accepted complete."""
+    with small_disk(ctx.base) as disk, tempfile.TemporaryDirectory(prefix="faults-backfill-") as folder:
+        def inject(run: Run, settings: Settings, pipe: Pipeline) -> Callable[[], tuple[str, str]]:
+            run.load.burst(BURST)  # accepted, their images still to be fetched
+            run.fault()
+            disk.fill()
+            events_before, refused_before = _end_offsets(settings, settings.topics.submitted), len(run.load.refused)
+            paths = []
+            for n in range(6):
+                path = Path(folder) / f"bill-{n}.png"
+                path.write_bytes(render_bill([f"BACKFILL {uuid.uuid4().hex[:6]} {n}", f"TOTAL {n}.10"]))
+                paths.append(path)
+            report = backfill(BillSubmitter(settings, source="backfill"), paths, Ledger(Path(folder) / "ledger.jsonl"),
+                              concurrency=2)
+            run.load_for(ctx.fault_s)
+            accepted = [o for o, at in list(run.load.submitted.items()) if at >= run.fault_at]
+            announced = _end_offsets(settings, settings.topics.submitted) - events_before
+            refusals = run.load.refused[refused_before:]
+            disk.free()
+            run.healed()
+            unclear = [r for r in refusals if "full" not in r]
+
+            def describe() -> tuple[str, str]:
+                late = [records[0][1]["status"] for o, records in list(run.tally.arrivals.items())
+                        if o in run.load.submitted and run.load.submitted[o] <= run.fault_at + 1]
+                return ("object storage full",
+                        f"MinIO's {disk.size_mb} MB tmpfs filled {ctx.fault_s:.0f}s just after a burst of {BURST}: "
+                        f"{len(refusals)} new images refused ({len(unclear)} without a clear error), "
+                        f"{len(accepted)} repeats accepted (image already stored), {announced - len(accepted)} events "
+                        f"announced for refused bills; backfill: {report.submitted} submitted, halted: "
+                        f"{'yes' if report.halted else 'NO'}; orders accepted before: "
+                        f"{late.count('RECOGNIZED')}/{len(late)} RECOGNIZED")
+            return describe
+        return _run_case(replace(ctx, base=disk.settings), "storage-full", inject)
+
+
 def poison_events(ctx: Context) -> Row:
     def inject(run: Run, settings: Settings, pipe: Pipeline) -> Callable[[], tuple[str, str]]:
         run.fault()
@@ -265,5 +381,8 @@ CASES: dict[str, tuple[Callable[[Context], Row], bool]] = {  # name → (case, n
     "stream-app-killed": (stream_app_killed, False),
     "stream-app-killed-in-rebalance": (stream_app_killed_in_rebalance, False),
     "poison-events": (poison_events, False),
+    "network-slow": (network_slow, False),
+    "network-cut": (network_cut, False),
+    "storage-full": (storage_full, False),
 }
-FAST = ("broker-killed", "storage-outage", "zombie-worker")  # the subset CI runs
+FAST = ("broker-killed", "storage-outage", "zombie-worker-mid-batch", "network-cut")  # the subset CI runs

@@ -20,11 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.stacks import free_port
+from bench.stacks import isolated_settings
 from billstream_core.errors import BillstreamError
-from billstream_core.kafka import ensure_topics
 from billstream_core.results_reader import ResultsReader
-from billstream_core.settings import Settings, load_settings, settings_env
+from billstream_core.settings import Settings, settings_env
 from infra.components import ChildProcess
 from producers.samples import render_bill
 from producers.submit import BillSubmitter
@@ -46,20 +45,9 @@ class Row:
         return self.lost == 0 and self.duplicates == 0
 
 
-def isolated(base: Settings, *, partitions: int = 6, worker: dict[str, Any] | None = None) -> Settings:
+def isolated(base: Settings, *, worker: dict[str, Any] | None = None) -> Settings:
     """Fresh topics, groups and app id on ``base``'s services, so cases never share state."""
-    tag = uuid.uuid4().hex[:8]
-    topics = {"submitted": f"f-{tag}.submitted", "work": f"f-{tag}.work", "results": f"f-{tag}.results",
-              "dead_letter": f"f-{tag}.dlq", "submitted_partitions": partitions, "work_partitions": partitions,
-              "results_partitions": partitions, "replication_factor": base.topics.replication_factor}
-    storage = base.storage.model_dump() | {"access_key": base.storage.access_key.get_secret_value(),
-                                           "secret_key": base.storage.secret_key.get_secret_value()}
-    settings = load_settings(kafka=base.kafka.model_dump(), storage=storage, topics=topics, infra=base.infra.model_dump(),
-                             worker={"group_id": f"workers-{tag}", "max_batch": 4, "max_wait_ms": 100, "threads": 1,
-                                     **(worker or {})},
-                             stream={"app_id": f"stream-{tag}", "web_port": free_port()})
-    ensure_topics(settings.kafka, settings.topics.all(), replication_factor=settings.topics.replication_factor)
-    return settings
+    return isolated_settings(base, partitions=6, worker=worker, prefix="f")
 
 
 class Pipeline:
@@ -82,8 +70,11 @@ class Pipeline:
         return self.start(name, "stream-app", "--instance-id", name,
                           env={"BILLSTREAM_STREAM__WEB_PORT": str(port)})
 
-    def worker(self, name: str) -> ChildProcess:
-        return self.start(name, "worker", "--instance-id", name)
+    def worker(self, name: str, bootstrap_servers: str | None = None) -> ChildProcess:
+        """``bootstrap_servers``: where this worker reaches Kafka, when not where the rest do
+        (through a proxy)."""
+        env = {"BILLSTREAM_KAFKA__BOOTSTRAP_SERVERS": bootstrap_servers} if bootstrap_servers else None
+        return self.start(name, "worker", "--instance-id", name, env=env)
 
     def wait_ready(self, url: str | None = None, timeout: float = 180) -> None:
         import urllib.request
@@ -259,9 +250,9 @@ class Run:
 
 
 @contextmanager
-def running(settings: Settings, rate: float) -> Iterator[Run]:
+def running(settings: Settings, rate: float, repeat_share: float = 0.3) -> Iterator[Run]:
     tally = Tally(settings)
-    load = Load(settings, rate=rate)
+    load = Load(settings, rate=rate, repeat_share=repeat_share)
     load.start()
     try:
         yield Run(settings, load, tally)

@@ -5,24 +5,12 @@ Input (B, 1, H, W) in [0, 1] with H, W multiples of 16; output logits (B, 1, H, 
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-@dataclass(frozen=True)
-class DetectorConfig:
-    channels: tuple[int, ...] = (8, 16, 32, 64)
-    page_width: int = 768  # pages are resized to this width before detection
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> DetectorConfig:
-        return cls(**{**data, "channels": tuple(data["channels"])})
+from models.detection.config import STRIDE_MULTIPLE
+from models.detection.config import DetectorConfig as DetectorConfig  # re-exported: the trainers build from it
 
 
 def _block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
@@ -33,7 +21,7 @@ def _block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
 
 
 class LineDetector(nn.Module):
-    stride_multiple = 16
+    stride_multiple = STRIDE_MULTIPLE
 
     def __init__(self, config: DetectorConfig) -> None:
         super().__init__()

@@ -1,4 +1,5 @@
-"""Backends that run one network: numpy batch in, numpy out. The engine does not care which."""
+"""Backends that run one network: numpy batch in, numpy out. The engine does not care which.
+The torch one is in :mod:`models.engine.torch_runner`: serving on ONNX never imports torch."""
 from __future__ import annotations
 
 from contextlib import AbstractContextManager, nullcontext
@@ -6,32 +7,15 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-import torch
 
 
 class Runner(Protocol):
     def __call__(self, batch: np.ndarray) -> np.ndarray: ...
 
 
-class TorchRunner:
-    def __init__(self, module: torch.nn.Module, device: str = "cpu", half: bool = False,
-                 slot: AbstractContextManager[object] | None = None) -> None:
-        self.device = device
-        self.slot = slot if slot is not None and device == "cpu" else nullcontext()  # a GPU queues on its own
-        self.half = half and device.startswith("cuda")
-        self.module = module.eval().to(device)
-        if self.half:
-            self.module = self.module.half()
-
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        with torch.inference_mode(), self.slot:
-            tensor = torch.from_numpy(batch).to(self.device, non_blocking=True)
-            tensor = tensor.half() if self.half else tensor
-            return self.module(tensor).float().cpu().numpy()
-
-
 class OnnxRunner:
-    def __init__(self, path: Path, threads: int | None = None, slot: AbstractContextManager[object] | None = None) -> None:
+    def __init__(self, path: Path, threads: int | None = None, slot: AbstractContextManager[object] | None = None,
+                 *, memory_arena: bool = True, memory_pattern: bool = False) -> None:
         import onnxruntime as ort
 
         self.slot = slot if slot is not None else nullcontext()
@@ -40,6 +24,12 @@ class OnnxRunner:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Every call has new shapes (pages and width-batched lines). The arena keeps buffers
+        # for the largest seen: a worker's RSS rises from ~180 MB to ~870 MB over the first
+        # receipts, then stays; without it ~480 MB, ~15% slower. The memory pattern, planned
+        # per shape, added ~220 MB for no speed (bench/worker_memory.py): always off.
+        options.enable_cpu_mem_arena = memory_arena
+        options.enable_mem_pattern = memory_pattern
         # idle pool threads sleep instead of spinning: between the net's calls the engine runs
         # Python (box post-processing, decoding), and in a worker the fetch/decode thread and
         # Kafka need those cores (measured: same pages/s alone, ~15% less CPU)

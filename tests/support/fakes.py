@@ -2,6 +2,7 @@
 for unit tests of the router's and the worker's decisions: no broker, seconds to run."""
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from confluent_kafka import KafkaError as RdKafkaError
@@ -41,13 +42,21 @@ class FakeTransactions:
     """The transactional producer's calls, recording what each committed transaction wrote;
     ``fail_commits`` commits in a row fail with an abortable error, as a broker's would."""
 
-    def __init__(self, fail_commits: int = 0) -> None:
+    def __init__(self, fail_commits: int = 0, stuck_sends: int = 0) -> None:
         self.open: list[Written] | None = None
         self.committed: list[list[Written]] = []
         self.offsets: list[list[Any]] = []
         self.headers: list[Any] = []
         self.aborted = 0
         self.fail_commits = fail_commits
+        self.stuck_sends = stuck_sends  # send_offsets_to_transaction calls that never return (until released)
+        self.released = threading.Event()
+        self.renewed = 0
+
+    def renew(self) -> None:
+        """A fresh producer fences this one: its open transaction is aborted."""
+        self.renewed += 1
+        self.open = None
 
     @property
     def raw(self) -> FakeTransactions:
@@ -63,6 +72,10 @@ class FakeTransactions:
         self.headers.append(headers)
 
     def send_offsets_to_transaction(self, offsets: list[Any], metadata: Any, timeout: float) -> None:
+        if self.stuck_sends:
+            self.stuck_sends -= 1
+            self.released.wait()
+            return
         self.offsets.append(offsets)
 
     def commit_transaction(self, timeout: float) -> None:

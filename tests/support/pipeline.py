@@ -6,39 +6,15 @@ import os
 import time
 import urllib.error
 import urllib.request
-import uuid
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from billstream_core.kafka import ensure_topics
+from bench.stacks import isolated_settings as isolated_settings  # re-exported: the tests' fresh topics
 from billstream_core.results_reader import ResultsReader
-from billstream_core.settings import Settings, load_settings, settings_env
+from billstream_core.settings import Settings, settings_env
 from infra.components import ChildProcess
 from tests.support.trail import log_tails, order_trail
-
-
-def isolated_settings(base: Settings, *, partitions: int = 4, guarantee: str = "at_least_once") -> Settings:
-    """Settings on the session's services, with fresh topics and consumer group."""
-    tag = uuid.uuid4().hex[:10]
-    topics = {"submitted": f"t-{tag}.submitted", "work": f"t-{tag}.work", "results": f"t-{tag}.results",
-              "dead_letter": f"t-{tag}.dlq", "submitted_partitions": partitions, "work_partitions": partitions,
-              "results_partitions": partitions, "replication_factor": base.topics.replication_factor}
-    from tests.support.services import free_port
-
-    settings = load_settings(kafka=base.kafka.model_dump(), storage=_storage(base), topics=topics,
-                             worker={"group_id": f"workers-{tag}", "max_batch": 4, "max_wait_ms": 100, "threads": 1},
-                             stream={"app_id": f"stream-{tag}", "web_port": free_port(),
-                                     "processing_guarantee": guarantee})
-    ensure_topics(settings.kafka, settings.topics.all(), replication_factor=settings.topics.replication_factor)
-    return settings
-
-
-def _storage(base: Settings) -> dict[str, Any]:
-    data = base.storage.model_dump()
-    data["access_key"] = base.storage.access_key.get_secret_value()
-    data["secret_key"] = base.storage.secret_key.get_secret_value()
-    return data
 
 
 class ServiceProcess(ChildProcess):

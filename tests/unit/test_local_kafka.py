@@ -6,7 +6,7 @@ import pytest
 
 from billstream_core.errors import SettingsError
 from billstream_core.settings import load_settings
-from infra.kafka_local import new_cluster_id, server_properties
+from infra.kafka_local import ProxiedListener, new_cluster_id, server_properties
 from infra.stack import LocalStack
 
 
@@ -50,3 +50,14 @@ def test_the_broker_log_goes_where_the_settings_say(monkeypatch: pytest.MonkeyPa
     assert kafka.data_dir == tmp_path / "shm" / "kafka"
     config = server_properties(port=1, controller_port=2, data_dir=kafka.data_dir).splitlines()
     assert f"log.dirs={tmp_path / 'shm' / 'kafka'}" in config
+
+
+def test_a_proxied_listener_advertises_the_proxy_to_the_clients_that_come_through_it() -> None:
+    """Clients behind a proxy are given the proxy's address in metadata, so every connection
+    they open crosses it; the others keep the direct address."""
+    config = dict(line.split("=", 1) for line in server_properties(
+        port=9092, controller_port=9093, data_dir=Path("/d"), proxied=ProxiedListener(9100, 9200)).splitlines() if line)
+    assert config["listeners"] == "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093,PROXIED://127.0.0.1:9100"
+    assert config["advertised.listeners"] == "PLAINTEXT://127.0.0.1:9092,PROXIED://127.0.0.1:9200"
+    assert "PROXIED:PLAINTEXT" in config["listener.security.protocol.map"].split(",")
+    assert "PROXIED" not in server_properties(port=9092, controller_port=9093, data_dir=Path("/d"))

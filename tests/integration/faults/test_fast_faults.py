@@ -1,6 +1,7 @@
 """The fault suite's fast subset (the full suite: `python -m bench.faults`): a broker killed
-on the three-node cluster, object storage stopped, a zombie worker. Every order submitted
-gets exactly one result."""
+on the three-node cluster, object storage stopped, a worker paused into a zombie in the
+middle of a batch, the network between the workers and the broker cut. Every order
+submitted gets exactly one result."""
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bench.faults.__main__ import stack
-from bench.faults.cases import Context, broker_killed, storage_outage, zombie_worker
+from bench.faults.cases import Context, broker_killed, network_cut, storage_outage, zombie_worker_mid_batch
 from billstream_core.settings import Settings
 from infra.stack import LocalStack
 
@@ -46,7 +47,16 @@ def test_object_storage_stopped_within_the_patience_completes_every_order(one_no
     assert "every order RECOGNIZED" in row.notes
 
 
-def test_a_zombie_worker_publishes_no_duplicate(one_node: tuple[LocalStack, Settings], tmp_path: Path) -> None:
-    row = zombie_worker(context(one_node, tmp_path))
+def test_a_zombie_paused_mid_batch_loses_and_doubles_nothing(one_node: tuple[LocalStack, Settings],
+                                                            tmp_path: Path) -> None:
+    """Its partitions move while it holds a batch; awake, it must not commit that batch."""
+    row = zombie_worker_mid_batch(context(one_node, tmp_path))
+    print(row)
+    assert row.submitted > 20 and (row.lost, row.duplicates) == (0, 0), row
+
+
+def test_a_network_cut_between_workers_and_broker_loses_and_doubles_nothing(one_node: tuple[LocalStack, Settings],
+                                                                          tmp_path: Path) -> None:
+    row = network_cut(context(one_node, tmp_path))
     print(row)
     assert row.submitted > 20 and (row.lost, row.duplicates) == (0, 0), row

@@ -6,8 +6,10 @@ from __future__ import annotations
 from concurrent.futures import Future
 from typing import Any
 
+import pytest
 from confluent_kafka import TopicPartition
 
+from billstream_core import kafka
 from billstream_core.serde import codec
 from billstream_core.settings import Settings, load_settings
 from inference_worker import results
@@ -132,3 +134,25 @@ def test_a_revocation_that_touches_neither_batch_changes_nothing() -> None:
     assert [m.partition() for m in loop._held] == [2]  # the revoked partition's held message went with it
     assert loop._discard_revoked(_Batch([FakeMessage("w", 2, 70, b"A", b"x")]), None) is False  # type: ignore[list-item]
     assert consumer.seeks == [] and loop.stats.discarded == 0
+
+
+def test_a_transaction_call_stuck_past_its_timeout_renews_the_producer_and_rewinds(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """librdkafka can leave send_offsets_to_transaction blocked past its own timeout (seen
+    after a network cut): the batch is given up, a new producer fences the stuck one, and
+    the batch comes again from the committed offsets."""
+    monkeypatch.setattr(kafka, "SEND_OFFSETS_S", 0.05)
+    monkeypatch.setattr(kafka, "GRACE_S", 0.05)
+    producer = FakeTransactions(stuck_sends=1)
+    consumer = FakeConsumer(assigned=[TopicPartition("w", 1)], committed={("w", 1): 40})
+    loop = worker(producer, consumer)
+    batch = _Batch([FakeMessage("w", 1, 40, ORDER.encode(), b"x")],  # type: ignore[list-item]
+                   engine=engine_done([recognized(ORDER)]))
+    try:
+        assert loop._commit(batch, loop._outputs(batch)) is False
+        assert producer.renewed == 1 and producer.committed == []
+        assert [(tp.partition, tp.offset) for tp in consumer.seeks] == [(1, 40)]
+        assert loop._commit(batch, loop._outputs(batch)) is True  # the renewed producer commits it
+        assert len(producer.committed) == 1
+    finally:
+        producer.released.set()

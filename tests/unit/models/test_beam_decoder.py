@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from models.manifest import WEIGHTS_DIR, WeightsError, read_manifest
-from models.networks import load_language_model
 from models.recognition.char_lm import END, CharNgramLM
 from models.recognition.charset import Charset
 from models.recognition.ctc import BeamConfig, beam_decode, greedy_decode
+from models.spec import load_language_model
 
 CHARSET = Charset()
 RECEIPT_TEXT = ["TOTAL 12.50", "SUB TOTAL 9.90", "TOTAL RM 3.00", "CASH 20.00", "CHANGE 7.50"] * 20

@@ -18,7 +18,8 @@ import torch
 from billstream_core.errors import SettingsError
 from models.engine.cpu_slot import CpuSlot, cpu_set_name, default_slot_path
 from models.engine.predictor import serving_options
-from models.engine.runners import OnnxRunner, TorchRunner
+from models.engine.runners import OnnxRunner
+from models.engine.torch_runner import TorchRunner
 
 REPO = Path(__file__).resolve().parents[3]
 HOLDER = """

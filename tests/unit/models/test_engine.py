@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -57,6 +59,35 @@ def test_tampered_weights_are_refused(tmp_path: Path) -> None:
     target.write_bytes(bytes(data))
     with pytest.raises(WeightsError, match="sha256"):
         OcrEngine.load(copy)
+
+
+def test_tampered_weights_are_refused_on_the_onnx_path_too(tmp_path: Path) -> None:
+    """The ONNX export is cached by model version; serving it still checks the weights it came from."""
+    copy = tmp_path / "weights"
+    shutil.copytree(WEIGHTS_DIR, copy)
+    target = copy / read_manifest()["detector"]["file"]
+    target.write_bytes(target.read_bytes()[:-10])
+    with pytest.raises(WeightsError, match="sha256"):
+        OcrEngine.load(copy, EngineOptions(backend="onnx-int8"))
+
+
+def test_a_cpu_worker_never_imports_torch() -> None:
+    """torch costs a process 600+ MB; serving on ONNX Runtime needs none of it (the export,
+    once per model version, runs in a child process)."""
+    code = ("import sys\n"
+            "from models.engine.predictor import OcrEngine, serving_options\n"
+            "from inference_worker.handler import BillHandler\n"
+            "from inference_worker.loop import InferenceWorker\n"
+            "from producers.samples import render_bill\n"
+            "engine = OcrEngine.load(options=serving_options('auto', 'cpu', 1, 'auto', 'off'))\n"
+            "text = engine.read_image_bytes(render_bill(['TORCH FREE', 'TOTAL 1.00'])).text\n"
+            "print(engine.options.backend, 'torch' in sys.modules, text)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).resolve().parents[3])
+    assert done.returncode == 0, done.stderr[-2000:]
+    backend, torch_imported, text = done.stdout.strip().split(" ", 2)
+    assert (backend, torch_imported) == ("onnx-int8", "False")
+    assert "TOTAL" in text
 
 
 def test_manifest_without_a_model_is_refused(tmp_path: Path) -> None:
