@@ -1,12 +1,14 @@
-"""`billstream infra up|down|status|logs`."""
+"""`billstream infra up|down|status|logs|fetch|provision|grant`."""
 from __future__ import annotations
 
 import argparse
 import json
 from dataclasses import asdict
+from pathlib import Path
 
 from billstream_core.settings import Settings
 from infra.cluster import with_brokers
+from infra.security import ADMIN, COMPONENTS, Credentials, provision_kafka, provision_storage
 from infra.stack import LocalStack, ServiceStatus
 
 
@@ -28,6 +30,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     actions.add_parser("fetch", help="only fetch/build Kafka, MinIO, kustomize (for deploy/k8s) and "
                                           "Toxiproxy (for the fault suite) into the cache")
     actions.add_parser("provision", help="create the topics and the bucket on running services")
+    grant = actions.add_parser(
+        "grant", help="create each component's Kafka user and ACLs, and its MinIO user and policy, on running "
+                      "services (a cluster's own Kafka and MinIO too), as the admin these settings name")
+    grant.add_argument("--credentials", type=Path, required=True,
+                       help="JSON file {component: {kafka_password, storage_secret}} for "
+                            f"{', '.join(c for c in COMPONENTS if c != ADMIN)} (e.g. mounted from a Secret)")
     logs = actions.add_parser("logs", help="last lines of each service's log")
     logs.add_argument("-n", "--lines", type=int, default=40)
     parser.set_defaults(run=run)
@@ -43,6 +51,13 @@ def print_status(statuses: list[ServiceStatus], as_json: bool) -> None:
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
+    if args.action == "grant":
+        credentials = Credentials.existing(args.credentials)
+        provision_kafka(settings, credentials)
+        provision_storage(settings, credentials)
+        print(f"granted: Kafka users and ACLs, MinIO users and policies for "
+              f"{', '.join(c for c in COMPONENTS if c != ADMIN)}")
+        return 0
     if getattr(args, "secure", False):
         settings = settings.model_copy(update={"infra": settings.infra.model_copy(update={"secure": True})})
     brokers = getattr(args, "brokers", None) or settings.infra.kafka_brokers

@@ -72,10 +72,13 @@ def kafka_grants(settings: Settings) -> list[Grant]:
     return grants
 
 
+# what each component may do in the bucket; the others have no MinIO user at all
+STORAGE_ACTIONS = {"producer": ["s3:PutObject"], "api": ["s3:PutObject", "s3:GetObject"], "worker": ["s3:GetObject"]}
+
+
 def storage_policy(settings: Settings, component: str) -> dict[str, Any] | None:
     """The MinIO (S3) policy of ``component``'s user; None: no storage access at all."""
-    actions = {"producer": ["s3:PutObject"], "api": ["s3:PutObject", "s3:GetObject"],
-               "worker": ["s3:GetObject"]}.get(component)
+    actions = STORAGE_ACTIONS.get(component)
     if actions is None:
         return None
     return {"Version": "2012-10-17", "Statement": [
@@ -99,6 +102,26 @@ class Credentials:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as out:
                 json.dump(self._secrets, out)
+
+    @classmethod
+    def existing(cls, path: Path) -> Credentials:
+        """Secrets made elsewhere (a secret store, a mounted Secret): never generated here,
+        and every component but the admin needs its Kafka password, and its storage secret
+        where it has a MinIO user."""
+        from billstream_core.errors import SettingsError
+
+        try:
+            secrets_by_component = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise SettingsError(f"credentials file {path} cannot be read: {exc.__class__.__name__}") from exc
+        for component in COMPONENTS:
+            if component == ADMIN:
+                continue
+            entry = secrets_by_component.get(component) if isinstance(secrets_by_component, dict) else None
+            for key in ("kafka_password", "storage_secret") if component in STORAGE_ACTIONS else ("kafka_password",):
+                if not isinstance(entry, dict) or not isinstance(entry.get(key), str) or not entry[key]:
+                    raise SettingsError(f"credentials file {path} lacks {component}.{key}")
+        return cls(path)
 
     def __repr__(self) -> str:
         return f"Credentials({self.path}, components={sorted(self._secrets)})"  # never the secrets

@@ -12,6 +12,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from billstream_cli.main import build_parser
 from billstream_core.settings import Settings, load_settings
 from infra.toolchain import kustomize_binary
 from tests.support.keda import SCALED_OBJECT
@@ -141,3 +142,18 @@ def test_each_overlay_does_what_it_is_for() -> None:
     assert _container(by_kind(gpu, "Deployment")["billstream-api"])["image"].endswith("-cpu")
     cpu_worker = _container(by_kind(prod, "Deployment")["billstream-worker"])
     assert "nvidia.com/gpu" not in cpu_worker["resources"].get("limits", {})
+    for docs in (prod, gpu):  # least privilege: each component's own credential, made by the grant Job
+        workloads = by_kind(docs, "Deployment") | by_kind(docs, "StatefulSet")
+        secrets = {name: [ref["secretRef"]["name"] for ref in _container(w)["envFrom"] if "secretRef" in ref]
+                   for name, w in workloads.items()}
+        assert secrets == {"billstream-worker": ["billstream-worker"], "billstream-api": ["billstream-api"],
+                           "billstream-stream-app": ["billstream-stream"]}
+        job = by_kind(docs, "Job")["billstream-grant-access"]
+        grant = _container(job)
+        args = build_parser().parse_args(grant["args"])  # a command the CLI has
+        assert (args.command, args.action) == ("infra", "grant")
+        mount = next(m for m in grant["volumeMounts"] if str(args.credentials).startswith(m["mountPath"]))
+        volume = next(v for v in job["spec"]["template"]["spec"]["volumes"] if v["name"] == mount["name"])
+        assert volume["secret"]["secretName"] == "billstream-grants"
+        assert {"billstream-admin"} == {ref["secretRef"]["name"] for ref in grant["envFrom"] if "secretRef" in ref}
+    assert not by_kind(dev, "Job")  # the development stack shares one credential

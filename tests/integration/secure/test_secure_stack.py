@@ -1,10 +1,11 @@
 """The secure stack: the pipeline end to end with one credential per component, and each
 refusal least privilege promises (anonymous and plaintext clients, a producer reaching for
-results, a worker putting or deleting images, a wrong password)."""
+results, a worker putting or deleting images, a wrong password), and `infra grant`."""
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 import uuid
@@ -14,12 +15,13 @@ from pathlib import Path
 import pytest
 from dotenv import dotenv_values
 
-from billstream_core.errors import BrokerUnavailable, DeliveryError, KafkaError, StorageAccessDenied
+from billstream_core.errors import BrokerUnavailable, DeliveryError, KafkaError, ObjectNotFound, StorageAccessDenied
 from billstream_core.kafka import ReliableProducer, make_consumer, wait_for_broker
 from billstream_core.results_reader import ResultsReader
 from billstream_core.serde import codec
 from billstream_core.settings import Settings, load_settings
 from billstream_core.storage import ObjectStore
+from infra.security import ADMIN, COMPONENTS, STORAGE_ACTIONS
 from producers.samples import render_bill
 from producers.submit import BillSubmitter
 from tests.support.pipeline import ServiceProcess, WorkerProcess, stop_all, wait_http
@@ -147,3 +149,46 @@ def test_a_wrong_password_gives_a_one_line_error(secure: Path, tmp_path: Path) -
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
     assert "refused" in lines[0] and "producer" in lines[0] and "not-the-password" not in lines[0]
+
+
+def test_grant_gives_every_component_the_secrets_of_a_credentials_file(secure: Path, tmp_path: Path) -> None:
+    """What a cluster's Job runs (`billstream infra grant`): the users, ACLs and policies of
+    the local stack, with secrets from a file; the stack's own are put back afterwards."""
+    grantees = [c for c in COMPONENTS if c != ADMIN]
+    new = {c: {"kafka_password": secrets.token_urlsafe(16)} | ({"storage_secret": secrets.token_urlsafe(16)}
+                                                              if c in STORAGE_ACTIONS else {}) for c in grantees}
+    granted = tmp_path / "credentials.json"
+    granted.write_text(json.dumps(new))
+
+    def grant(path: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "billstream_cli.main", "infra", "grant", "--credentials", str(path)],
+                              env={**os.environ, **env_of(secure, "admin")}, capture_output=True, text=True,
+                              timeout=120)
+
+    def worker_with(kafka_password: str, storage_secret: str) -> Settings:
+        env = env_of(secure, "worker") | {"BILLSTREAM_KAFKA__SASL_PASSWORD": kafka_password,
+                                          "BILLSTREAM_STORAGE__SECRET_KEY": storage_secret}
+        path = tmp_path / f"worker-{uuid.uuid4().hex[:6]}.env"
+        path.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+        return load_settings(_env_file=path)  # type: ignore[call-arg]
+
+    old = env_of(secure, "worker")
+    try:
+        done = grant(granted)
+        assert done.returncode == 0, done.stderr
+        assert new["worker"]["kafka_password"] not in done.stdout + done.stderr  # no secret printed
+        fresh = worker_with(new["worker"]["kafka_password"], new["worker"]["storage_secret"])
+        wait_for_broker(fresh.kafka, 30)
+        with pytest.raises(ObjectNotFound):  # let in, and the object is simply not there
+            ObjectStore(fresh.storage).get("ab" * 32)
+        stale = worker_with(old["BILLSTREAM_KAFKA__SASL_PASSWORD"], old["BILLSTREAM_STORAGE__SECRET_KEY"])
+        with pytest.raises(BrokerUnavailable, match="refused"):
+            wait_for_broker(stale.kafka, 15)
+    finally:
+        restored = grant(secure / "credentials.json")
+        assert restored.returncode == 0, restored.stderr
+
+    (tmp_path / "partial.json").write_text(json.dumps({"worker": new["worker"]}))
+    refused = grant(tmp_path / "partial.json")
+    assert refused.returncode == 2 and refused.stderr.strip().count("\n") == 0
+    assert "lacks producer.kafka_password" in refused.stderr
