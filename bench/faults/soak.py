@@ -1,7 +1,7 @@
 """`python -m bench.faults.soak [--bills 20000] [--kill-every 180]`: a long run of mostly
 repeated bills (real traffic has repeats) on a stack of its own, with one component killed
-(-9) and restarted every few minutes, chosen at random: a worker, a stream app, MinIO or
-the broker.
+(-9) and restarted every few minutes, in a shuffled round: each worker, each stream app,
+MinIO and the broker.
 
 It prints the outcome (lost, duplicates), the memory of each process over the run, and
 the end-to-end latency (acknowledged submission → result read, read_committed) per
@@ -63,6 +63,7 @@ class Soak:
         self.random = random.Random(seed)
         self.lives: dict[str, list[Incarnation]] = {}
         self.kills: list[tuple[float, str]] = []
+        self.queue: list[str] = []
         self.ports = {"stream-1": pipe.settings.stream.web_port, "stream-2": free_port()}
 
     def pids(self) -> dict[str, int]:
@@ -81,7 +82,11 @@ class Soak:
                 lives[-1].samples.append((at, orders, rss))
 
     def kill_one(self, at: float) -> str:
-        victim = self.random.choice(VICTIMS)
+        """The next victim of a shuffled round of every component, so that a run of N rounds
+        kills each one N times."""
+        if not self.queue:
+            self.queue = self.random.sample(VICTIMS, len(VICTIMS))
+        victim = self.queue.pop()
         self.kills.append((at, victim))
         if victim in ("minio", "kafka"):
             component = self.stack.minio if victim == "minio" else self.stack.kafka
