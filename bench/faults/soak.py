@@ -159,6 +159,19 @@ def run_soak(stack: LocalStack, bills: int, rate: float, kill_every: float, repe
             first, last, orders = grown
             per = f"{(last - first) / orders * 1000:+.2f}" if orders >= MIN_ORDERS else "-"
             print(f"| {name} | {n} | {first:.0f} | {last:.0f} | {orders} | {per} |")
+    names = sorted(soak.lives)
+    print(f"\nRSS MB over the run, every {window_s:g} s (a restarted process starts a new life)\n")
+    print("| minute | orders | " + " | ".join(names) + " |")
+    print("|---|---|" + "---|" * len(names))
+    samples = {name: sorted(s for life in soak.lives[name] for s in life.samples) for name in names}
+    end = max((s[-1][0] for s in samples.values() if s), default=0.0)
+    mark = window_s
+    while mark <= end + window_s:
+        latest = [max((s for s in samples[name] if s[0] <= mark), default=None) for name in names]
+        orders = max((s[1] for s in latest if s is not None), default=0)
+        print(f"| {mark / 60:.0f} | {orders} | " + " | ".join("-" if s is None else f"{s[2]:.0f}" for s in latest)
+              + " |")
+        mark += window_s
     print(f"\nend-to-end latency per {window_s:g} s window (by arrival of the result)\n")
     print("| window (min) | results | p50 s | p99 s |")
     print("|---|---|---|---|")
