@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
@@ -259,6 +260,17 @@ def commit_consumed(producer: ReliableProducer, consumer: Consumer, messages: li
         consumer.seek(tp)
     time.sleep(0.5)
     return False
+
+
+def topic_end_offset(settings: KafkaSettings, topic: str) -> int:
+    """The sum of ``topic``'s partitions' end offsets: every record (and transaction marker)
+    ever written to it; checks that something was, or was not, published."""
+    consumer = make_consumer(settings, f"billstream-end-offsets-{uuid.uuid4().hex[:8]}")
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        return sum(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions)
+    finally:
+        consumer.close()
 
 
 def make_admin(settings: KafkaSettings) -> AdminClient:

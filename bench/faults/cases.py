@@ -11,13 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from confluent_kafka import TopicPartition
-
 from bench.faults.disk import small_disk
 from bench.faults.harness import Pipeline, Row, Run, isolated, running
 from bench.faults.network import Toxic, Toxiproxy
 from bench.stacks import free_port
-from billstream_core.kafka import ReliableProducer, make_admin, make_consumer
+from billstream_core.kafka import ReliableProducer, make_admin, topic_end_offset
 from billstream_core.order_numbers import new_order_number
 from billstream_core.serde import codec
 from billstream_core.settings import Settings
@@ -300,16 +298,6 @@ def network_cut(ctx: Context) -> Row:
     return _through_proxy(ctx, "network-cut", fault)
 
 
-def _end_offsets(settings: Settings, topic: str) -> int:
-    """Every event the topic has taken so far (the sum of its partitions' high watermarks)."""
-    consumer = make_consumer(settings.kafka, f"faults-offsets-{uuid.uuid4().hex[:8]}")
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        return sum(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions)
-    finally:
-        consumer.close()
-
-
 def storage_full(ctx: Context) -> Row:
     """MinIO on a small tmpfs, filled in the middle of the load: new images are refused with
     a clear error and nothing is announced for them; orders already accepted complete."""
@@ -318,7 +306,7 @@ def storage_full(ctx: Context) -> Row:
             run.load.burst(BURST)  # accepted, their images still to be fetched
             run.fault()
             disk.fill()
-            events_before, refused_before = _end_offsets(settings, settings.topics.submitted), len(run.load.refused)
+            events_before, refused_before = topic_end_offset(settings.kafka, settings.topics.submitted), len(run.load.refused)
             paths = []
             for n in range(6):
                 path = Path(folder) / f"bill-{n}.png"
@@ -328,7 +316,7 @@ def storage_full(ctx: Context) -> Row:
                               concurrency=2)
             run.load_for(ctx.fault_s)
             accepted = [o for o, at in list(run.load.submitted.items()) if at >= run.fault_at]
-            announced = _end_offsets(settings, settings.topics.submitted) - events_before
+            announced = topic_end_offset(settings.kafka, settings.topics.submitted) - events_before
             refusals = run.load.refused[refused_before:]
             disk.free()
             run.healed()

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from confluent_kafka import TopicPartition
 
 from bench.faults.disk import small_disk
 from billstream_core.errors import StorageFull
-from billstream_core.kafka import make_consumer
+from billstream_core.kafka import topic_end_offset
 from billstream_core.settings import Settings
 from producers.backfill import Ledger, backfill
 from producers.samples import render_bill
@@ -22,13 +21,7 @@ from tests.support.pipeline import isolated_settings
 
 
 def events_in(settings: Settings) -> int:
-    topic = settings.topics.submitted
-    consumer = make_consumer(settings.kafka, f"check-{uuid.uuid4().hex}")
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        return sum(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions)
-    finally:
-        consumer.close()
+    return topic_end_offset(settings.kafka, settings.topics.submitted)
 
 
 def bill(tag: str) -> bytes:

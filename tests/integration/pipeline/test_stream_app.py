@@ -11,7 +11,7 @@ from pathlib import Path
 
 from confluent_kafka import TopicPartition
 
-from billstream_core.kafka import make_consumer
+from billstream_core.kafka import make_consumer, topic_end_offset
 from billstream_core.settings import Settings
 from producers.samples import render_bill
 from producers.submit import BillSubmitter
@@ -100,16 +100,6 @@ def test_cache_single_flight_and_http_view_survive_a_restart(services: Settings,
                 found[order][0]["status"], found[order][0]["cached"], found[order][0]["page_text"])
     finally:
         stop_all(stream, worker)
-
-
-def offsets_written(settings: Settings, topic: str) -> int:
-    """Records and transaction markers ever written to ``topic``: its partitions' end offsets."""
-    consumer = make_consumer(settings.kafka, f"marks-{uuid.uuid4().hex}")
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        return sum(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions)
-    finally:
-        consumer.close()
 
 
 def stats(settings: Settings) -> dict:
@@ -247,7 +237,7 @@ def test_two_stream_apps_one_killed_mid_burst_answer_each_order_once_with_one_in
         second.kill()  # SIGKILL mid-burst: its open transaction, its partitions' state only in the changelogs
         restarted = ServiceProcess(other, "stream-b-restarted", tmp_path, ["stream-app", "--instance-id", "b"])
         found = collect_results(settings, orders, timeout=240, settle=8)
-        repartitioned = offsets_written(settings, router_topics(settings).by_image.name)
+        repartitioned = topic_end_offset(settings.kafka, router_topics(settings).by_image.name)
         wait_http(other)
         # either app answers for any order: one in the other's partitions is forwarded there,
         # so both give the same answer (some orders can be missing from the view: see
