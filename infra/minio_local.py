@@ -1,6 +1,7 @@
 """One MinIO server on loopback with a data directory and credentials from settings."""
 from __future__ import annotations
 
+import urllib.request
 from pathlib import Path
 
 from billstream_core.settings import StorageSettings
@@ -15,6 +16,15 @@ class LocalMinio:
         self.storage = storage
         self.console_port = console_port
         self.process = ManagedProcess("minio", state_dir)
+
+    def live(self) -> bool:
+        """MinIO's liveness endpoint answers."""
+        host, port = self.storage.host_port
+        try:
+            with urllib.request.urlopen(f"http://{host}:{port}/minio/health/live", timeout=1) as response:
+                return bool(response.status == 200)
+        except OSError:  # URLError is an OSError
+            return False
 
     def prepare(self) -> Path:
         return minio_binary(self.cache_dir)

@@ -8,8 +8,6 @@ from __future__ import annotations
 import socket
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -53,6 +51,20 @@ def port_free(host: str, port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def wait_until(probe: Callable[[], bool], label: str, process: ManagedProcess, deadline: float,
+               timeout_s: float) -> None:
+    """Until ``probe()`` holds; a one-line :class:`InfraError` naming the log when the
+    process exits first or ``deadline`` (``timeout_s`` after the start) passes."""
+    while True:
+        if probe():
+            return
+        if process.running() is None:
+            raise InfraError(f"{label} exited during start-up; see {process.log_path}")
+        if time.monotonic() > deadline:
+            raise InfraError(f"{label} did not become ready in {timeout_s:.0f}s; see {process.log_path}")
+        time.sleep(0.3)
 
 
 def free_port() -> int:
@@ -130,29 +142,11 @@ class LocalStack:
         self._wait_ready()
 
     def _wait_ready(self) -> None:
-        deadline = time.monotonic() + self.settings.infra.start_timeout_s
-        self._wait(lambda: self._minio_live(), "MinIO", self.minio.process, deadline)
+        timeout_s = self.settings.infra.start_timeout_s
+        deadline = time.monotonic() + timeout_s
+        wait_until(self.minio.live, "MinIO", self.minio.process, deadline, timeout_s)
         for node in self.kafka_nodes:
-            self._wait(lambda: self._kafka_live(), "Kafka", node.process, deadline)
-
-    def _wait(self, probe: Callable[[], bool], label: str, process: ManagedProcess, deadline: float) -> None:
-        while True:
-            if probe():
-                return
-            if process.running() is None:
-                raise InfraError(f"{label} exited during start-up; see {process.log_path}")
-            if time.monotonic() > deadline:
-                raise InfraError(f"{label} did not become ready in {self.settings.infra.start_timeout_s:.0f}s; "
-                                 f"see {process.log_path}")
-            time.sleep(0.3)
-
-    def _minio_live(self) -> bool:
-        host, port = self.settings.storage.host_port
-        try:
-            with urllib.request.urlopen(f"http://{host}:{port}/minio/health/live", timeout=1) as response:
-                return bool(response.status == 200)
-        except (urllib.error.URLError, OSError):
-            return False
+            wait_until(self._kafka_live, "Kafka", node.process, deadline, timeout_s)
 
     def _kafka_live(self) -> bool:
         """Every node has joined as a broker (a topic with three replicas needs all three)."""

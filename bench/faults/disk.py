@@ -6,7 +6,6 @@ import os
 import subprocess
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +15,7 @@ from billstream_core.errors import InfraError
 from billstream_core.settings import Settings
 from billstream_core.storage import ObjectStore
 from infra.minio_local import LocalMinio
+from infra.stack import wait_until
 
 FILLER = "filler"  # beside MinIO's data directory, on the same tmpfs
 
@@ -33,16 +33,7 @@ class SmallDisk:
 
     def start(self, timeout_s: float = 60.0) -> None:
         self.minio.start()
-        deadline = time.monotonic() + timeout_s
-        url = f"http://{self.settings.storage.endpoint}/minio/health/live"
-        while True:
-            try:
-                urllib.request.urlopen(url, timeout=2).read()
-                break
-            except OSError as exc:
-                if self.minio.process.exited_early() or time.monotonic() > deadline:
-                    raise InfraError(f"MinIO on the tmpfs did not start: {exc}") from exc
-                time.sleep(0.2)
+        wait_until(self.minio.live, "MinIO on the tmpfs", self.minio.process, time.monotonic() + timeout_s, timeout_s)
         ObjectStore(self.settings.storage).ensure_bucket()
 
     def fill(self) -> None:

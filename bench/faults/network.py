@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.stacks import free_port
-from billstream_core.errors import InfraError
 from infra.processes import ManagedProcess
+from infra.stack import wait_until
 from infra.toolchain import toxiproxy_binary
 
 
@@ -37,15 +37,14 @@ class Toxiproxy:
     def start(self, timeout_s: float = 20.0) -> None:
         binary = toxiproxy_binary(self.cache_dir)
         self.process.start([str(binary), "-host", "127.0.0.1", "-port", str(self.api_port)])
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                self._call("GET", "/version")
-                return
-            except OSError as exc:
-                if self.process.exited_early() or time.monotonic() > deadline:
-                    raise InfraError(f"Toxiproxy did not answer on 127.0.0.1:{self.api_port}: {exc}") from exc
-                time.sleep(0.2)
+        wait_until(self._answers, "Toxiproxy", self.process, time.monotonic() + timeout_s, timeout_s)
+
+    def _answers(self) -> bool:
+        try:
+            self._call("GET", "/version")
+            return True
+        except OSError:
+            return False
 
     def stop(self) -> None:
         self.process.stop()

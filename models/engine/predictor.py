@@ -12,6 +12,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -101,10 +102,10 @@ def cuda_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
-def onnx_export(weights_dir: Path) -> dict[str, Path]:
-    """The ONNX files of these weights, exported first (in a child process: the export
-    needs torch, serving does not) when the cache lacks them."""
-    paths = onnx_paths(read_spec(weights_dir).manifest)
+def onnx_export(weights_dir: Path, manifest: dict[str, Any] | None = None) -> dict[str, Path]:
+    """The ONNX files of these weights (``manifest``: theirs, when already read), exported
+    first (in a child process: the export needs torch, serving does not) when the cache lacks them."""
+    paths = onnx_paths(manifest if manifest is not None else read_spec(weights_dir).manifest)
     if not all(path.exists() for path in paths.values()):
         result = subprocess.run([sys.executable, "-m", "models.export", "--weights", str(weights_dir)],
                                 capture_output=True, text=True)
@@ -179,7 +180,7 @@ class OcrEngine:
             recognizer = TorchRunner(networks.recognizer, options.device, options.half, slot)
         else:
             check_weight_files(spec.manifest, weights_dir)
-            paths = onnx_export(weights_dir)
+            paths = onnx_export(weights_dir, spec.manifest)
             detector = OnnxRunner(paths["detector"], options.threads, slot, memory_arena=options.memory_arena)
             recognizer = OnnxRunner(paths["recognizer_int8" if options.backend == "onnx-int8" else "recognizer"],
                                     options.threads, slot, memory_arena=options.memory_arena)
