@@ -65,10 +65,12 @@ def faust_worker(app: faust.App, loglevel: str, log_format: str = "text") -> fau
 
 
 # The orders table on disk (RocksDB through rocksdict), so it does not hold every result in
-# memory (in memory it grew ~60 KB an order on real receipts). One database per
-# partition, each with its own caches, so they are kept small.
-ROCKSDB_OPTIONS = {"driver": "rocksdict", "block_cache_size": 8 * 2**20, "block_cache_compressed_size": 0,
-                   "write_buffer_size": 4 * 2**20, "max_write_buffer_number": 2, "max_open_files": 128}
+# memory (in memory it grew ~60 KB an order on real receipts). One database per partition,
+# each with its own write buffers and block cache, which fill up as orders come and then
+# stay: kept small (3 MiB a partition at most), since a lookup by order number is a point
+# read of a recent order, mostly still in the write buffer.
+ROCKSDB_OPTIONS = {"driver": "rocksdict", "block_cache_size": 2**20, "block_cache_compressed_size": 0,
+                   "write_buffer_size": 2**20, "max_write_buffer_number": 2, "max_open_files": 64}
 
 
 def build_app(settings: Settings, *, model_version: str, router: ImageRouter | None = None,

@@ -40,10 +40,10 @@ class RouterCollector(Collector):
         transactions.add_metric(["commit"], stats["transactions"] - stats["aborts"])
         transactions.add_metric(["abort"], stats["aborts"])
         yield transactions
-        sizes = GaugeMetricFamily("billstream_state_entries", "entries held in memory, by table or index",
+        sizes = GaugeMetricFamily("billstream_state_entries", "entries held (on disk), by table or index",
                                   labels=["table"])
-        sizes.add_metric(["image_index"], sum(len(p) for p in list(self.router.index.values())))
-        sizes.add_metric(["orders_seen"], sum(len(p) for p in list(self.router.orders.values())))
+        sizes.add_metric(["image_index"], len(self.router.index))
+        sizes.add_metric(["orders_seen"], len(self.router.orders))
         sizes.add_metric(["recognised_images"], len(self.router.recognised))
         sizes.add_metric(["orders_table"], self.table_size())
         yield sizes

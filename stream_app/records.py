@@ -83,12 +83,8 @@ def remember_order(known: dict[str, Any] | None, sha256: str, model_version: str
     return dict(known or {}) | {sha256: {"model_version": model_version, "answered": answered, "at": at}}
 
 
-def forget_orders_before(orders: dict[str, dict[str, Any]], cutoff_ms: int) -> int:
-    """Drop the orders last seen before ``cutoff_ms`` (as the orders changelog's retention
-    does on the broker), so a long-running router's memory matches what a restart restores.
-    Entries written before they carried a time are kept. Returns how many went."""
-    old = [order for order, known in orders.items()
-           if all(isinstance(seen, dict) and seen.get("at", cutoff_ms) < cutoff_ms for seen in known.values())]
-    for order in old:
-        del orders[order]
-    return len(old)
+def last_seen_before(known: dict[str, Any], cutoff_ms: int) -> bool:
+    """Whether an order was last seen before ``cutoff_ms``: the router then forgets it, as
+    the orders changelog's retention does on the broker, so a long-running router holds what
+    a restart restores. Entries written before they carried a time are kept."""
+    return all(isinstance(seen, dict) and seen.get("at", cutoff_ms) < cutoff_ms for seen in known.values())

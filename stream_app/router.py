@@ -24,16 +24,19 @@ one router), that hop runs in place, in the same transaction, instead of through
 a new bill then costs one transaction before the work topic, not two, and a result one
 before its waiters are answered. (A router that lost the partition without knowing cannot
 commit: its offsets carry a stale group generation.) State updates are staged per batch and
-applied to memory only after the commit, so an aborted batch leaves no trace; a partition's
-state is rebuilt from its compacted changelog when the partition is assigned.
+applied to the state store (RocksDB, stream_app/state.py) only after the commit, so an
+aborted batch leaves no trace; a partition's state is rebuilt from its compacted changelog
+when the partition is assigned.
 """
 from __future__ import annotations
 
 import json
 import logging
+import tempfile
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from confluent_kafka import Consumer, Message, TopicPartition
@@ -54,12 +57,13 @@ from billstream_core.lag import ConsumerLag
 from billstream_core.serde import codec
 from billstream_core.settings import Settings, TopicSpec
 from stream_app import records
-from stream_app.changelogs import RecognisedImages, RestoredPartition, restore_partitions
+from stream_app.changelogs import RecognisedImages, restore_partitions
+from stream_app.state import INDEX, ORDERS, PartitionedState, StateStore
 
 log = logging.getLogger("billstream.router")
 
 KIND = "kind"
-ORDER_SWEEP_S = 600.0  # how often the in-memory orders drop what the changelog's retention dropped
+ORDER_SWEEP_S = 600.0  # how often the remembered orders drop what the changelog's retention dropped
 DEFERRED_IDLE_S = 1.0  # deferred offsets commit alone after this long when no message arrived (0.2 s poll)
 DEFERRED_MAX_S = 5.0  # and after this long whatever arrives
 SUBMITTED, RESULT = b"submitted", b"result"
@@ -82,8 +86,11 @@ def router_topics(settings: Settings) -> RouterTopics:
 
 class ImageRouter:
     def __init__(self, settings: Settings, *, model_version: str, instance_id: str,
-                 consumer: Consumer | None = None, producer: ReliableProducer | None = None) -> None:
-        """``consumer`` and ``producer``: stand-ins for unit tests of the routing decisions."""
+                 consumer: Consumer | None = None, producer: ReliableProducer | None = None,
+                 state_dir: Path | None = None) -> None:
+        """``consumer`` and ``producer``: stand-ins for unit tests of the routing decisions.
+        ``state_dir``: the state store's scratch directory (default: one per app id and
+        instance under the temp dir)."""
         self.settings = settings
         self.model_version = model_version
         topics = router_topics(settings)
@@ -95,9 +102,11 @@ class ImageRouter:
             extra={"session.timeout.ms": 15_000, **self.lag.consumer_config()})  # dynamic membership: see docs/decisions/2026-12-06-*
         self.producer = producer or ReliableProducer(settings.kafka,
                                                      transactional_id=f"{settings.stream.app_id}-router-{instance_id}")
-        self.index: dict[int, dict[str, dict[str, Any]]] = {}  # by-image partition → sha256 → entry
-        self.orders: dict[int, dict[str, dict[str, Any]]] = {}  # submitted partition → order → images seen
-        self.recognised = RecognisedImages(settings, self.changelog, model_version=model_version)
+        self.store = StateStore(state_dir or Path(tempfile.gettempdir()) / "billstream-router"
+                                / settings.stream.app_id / instance_id)
+        self.index = PartitionedState(self.store, INDEX)  # by-image partition → sha256 → entry
+        self.orders = PartitionedState(self.store, ORDERS)  # submitted partition → order → images seen
+        self.recognised = RecognisedImages(settings, self.changelog, model_version=model_version, store=self.store)
         self.stats = {"routed_new": 0, "answered_from_cache": 0, "answered_first_hop": 0, "dropped_repeats": 0,
                       "waiting": 0, "settled": 0, "image_hop_in_place": 0, "aborts": 0, "transactions": 0,
                       "deferred_offsets": 0, "foreign_versions": 0}
@@ -152,11 +161,16 @@ class ImageRouter:
             self.ready.clear()
             self.recognised.stop()
             self.consumer.close()
+            self.store.close()
 
     def _forget_old_orders(self) -> None:
         """Drop the orders the orders changelog's retention has dropped (or soon will)."""
         cutoff = now_ms() - self.settings.stream.order_memory_ms
-        forgotten = sum(records.forget_orders_before(orders, cutoff) for orders in self.orders.values())
+        forgotten = 0
+        for partition in list(self.orders.owned):
+            old = [order for order, known in self.orders.items(partition) if records.last_seen_before(known, cutoff)]
+            self.orders.write(partition, [(order, None) for order in old])
+            forgotten += len(old)
         if forgotten:
             log.info("forgot %d orders older than %.0f days", forgotten, self.settings.stream.order_memory_days)
 
@@ -164,14 +178,14 @@ class ImageRouter:
         """State for the partitions about to be assigned, read after their committed offsets
         (which wait for a previous owner's open transaction), so that it is at least as new."""
         stateful = [tp for tp in partitions if tp.topic in (self.by_image, self.settings.topics.submitted)]
-        adopted: dict[int, RestoredPartition] = {}
+        adopted: dict[int, int] = {}
         if stateful:
+            state = {self.changelog: self.index, self.orders_log: self.orders}
             logs = [(self.changelog if tp.topic == self.by_image else self.orders_log, tp.partition) for tp in stateful]
-            restored = restore_partitions(self.settings, logs)
-            for tp, key in zip(stateful, logs):
-                state = self.index if tp.topic == self.by_image else self.orders
-                state[tp.partition] = restored[key].entries
-            adopted = {p: restored[(t, p)] for t, p in logs if t == self.changelog}
+            for topic, partition in logs:
+                state[topic].adopt(partition)  # emptied: a partition held before is restored anew
+            ends = restore_partitions(self.settings, logs, lambda topic, partition, batch: state[topic].write(partition, batch))
+            adopted = {p: ends[(t, p)] for t, p in logs if t == self.changelog}
         if not self.recognised.started:  # it tails the partitions just restored from where the restore stopped
             self.recognised.start(adopted)
 
@@ -179,9 +193,9 @@ class ImageRouter:
         for tp in partitions:
             self._deferred.pop((tp.topic, tp.partition), None)  # the next owner reads them again: harmless
             if tp.topic == self.by_image:
-                self.index.pop(tp.partition, None)
+                self.index.release(tp.partition)
             elif tp.topic == self.settings.topics.submitted:
-                self.orders.pop(tp.partition, None)
+                self.orders.release(tp.partition)
         consumer.incremental_unassign(partitions)
 
     # -- one batch ------------------------------------------------------------------------
@@ -206,15 +220,18 @@ class ImageRouter:
             self._count(counts)
             return
 
+        index_changes = [(partition, sha, None if entry is None else json.dumps(entry, separators=(",", ":")).encode())
+                         for (partition, sha), entry in self._staged.items()]
+        order_changes = [(partition, order, json.dumps(known, separators=(",", ":")).encode())
+                         for (partition, order), known in self._staged_orders.items()]
+
         def produce() -> None:
             for topic, value, out_key, headers, partition in self._outputs:
                 self.producer.produce(topic, value, key=out_key, headers=headers, partition=partition)
-            for (partition, sha), entry in self._staged.items():
-                payload = None if entry is None else json.dumps(entry, separators=(",", ":")).encode()
+            for partition, sha, payload in index_changes:
                 self.producer.produce(self.changelog, payload, key=sha.encode(), partition=partition)
-            for (partition, order), known in self._staged_orders.items():
-                self.producer.produce(self.orders_log, json.dumps(known, separators=(",", ":")).encode(),
-                                      key=order.encode(), partition=partition)
+            for partition, order, payload in order_changes:
+                self.producer.produce(self.orders_log, payload, key=order.encode(), partition=partition)
 
         committed = commit_consumed(self.producer, self.consumer, messages, produce, owner="router", also=self._deferred)
         self._deferred.clear()  # committed, or rewound with the batch to be read again
@@ -222,13 +239,10 @@ class ImageRouter:
         if not committed:
             self.stats["aborts"] += 1
             return
-        for (partition, sha), entry in self._staged.items():
-            if entry is None:
-                self.index.get(partition, {}).pop(sha, None)
-            else:
-                self.index.setdefault(partition, {})[sha] = entry
-        for (partition, order), known in self._staged_orders.items():
-            self.orders.setdefault(partition, {})[order] = known
+        self.store.write([(INDEX, partition, sha, payload) for partition, sha, payload in index_changes
+                          if partition in self.index]
+                         + [(ORDERS, partition, order, payload) for partition, order, payload in order_changes
+                            if partition in self.orders])  # not a partition revoked meanwhile
         self._count(counts)
 
     def _count(self, counts: dict[str, int]) -> None:
@@ -255,7 +269,8 @@ class ImageRouter:
             self._emit(self.settings.topics.work, value, message.key())  # the worker dead-letters it, answers FAILED
             return
         partition, order, sha = message.partition() or 0, event["order_number"], event["image"]["sha256"]
-        known = self._staged_orders.get((partition, order), self.orders.get(partition, {}).get(order))
+        known = self._staged_orders[(partition, order)] if (partition, order) in self._staged_orders \
+            else self.orders.get(partition, order)
         cached = self.recognised.get(sha)
         action = records.first_hop(known, sha, self.model_version, cached is not None)
         if action == "drop":
@@ -299,9 +314,8 @@ class ImageRouter:
     def _entry(self, partition: int, sha: str) -> dict[str, Any] | None:
         if (partition, sha) in self._staged:
             entry = self._staged[(partition, sha)]
-        else:
-            entry = self.index.get(partition, {}).get(sha)
-        return json.loads(json.dumps(entry)) if entry is not None else None  # a private copy to edit
+            return json.loads(json.dumps(entry)) if entry is not None else None  # a private copy to edit
+        return self.index.get(partition, sha)  # read from the store: already a private copy
 
     def _route(self, message: Message, counts: dict[str, int]) -> None:
         partition, sha = message.partition() or 0, (message.key() or b"").decode()

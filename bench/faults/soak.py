@@ -6,7 +6,7 @@ MinIO and the broker.
 It prints the outcome (lost, duplicates), the memory of each process over the run, and
 the end-to-end latency (acknowledged submission → result read, read_committed) per
 window. The memory line that matters: the stream app must not grow with the orders it has
-seen (its orders table lives in RocksDB, not in the heap).
+seen (its orders table and the router's state live in RocksDB, not in the heap).
 """
 from __future__ import annotations
 

@@ -123,7 +123,11 @@ def _block(column: np.ndarray, allowed: np.ndarray, threshold: float) -> tuple[i
     return tuple(range(start, end + 1))
 
 
-REGISTRATION_TAIL = re.compile(r"\s*[\[(]?\s*(?:CO\.?\s*(?:REG\.?\s*)?NO\.?\s*:?\s*)?\d{3,}\s*-\s*[A-Z]\s*[\])]?\s*$", re.I)
+_COMPANY_NUMBER = r"(?:CO(?:MPANY)?\.?\s*[-.]?\s*(?:REG(?:ISTRATION)?\.?\s*)?(?:NO\.?)?\s*[:.]?\s*)"
+# a seller's registration printed after its name: "(139386 X)", "(CO. NO. 12345-X)", "12345-X", "CO-REG:"
+REGISTRATION_TAIL = re.compile(r"\s*(?:[\[(]\s*" + _COMPANY_NUMBER + r"?\d{3,}\s*-?\s*[A-Z]?\s*[\])]"
+                               r"|" + _COMPANY_NUMBER + r"?\d{3,}\s*-\s*[A-Z]"
+                               r"|CO\.?\s*-?\s*REG(?:ISTRATION)?\.?\s*(?:NO\.?)?\s*:?)\s*$", re.I)
 
 
 def _blocks(rows: list[Row], probabilities: np.ndarray, threshold: float) -> tuple[Found | None, Found | None]:

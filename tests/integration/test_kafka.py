@@ -2,6 +2,7 @@
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, TopicPartition
@@ -22,6 +23,7 @@ from billstream_core.settings import Settings
 from stream_app import records
 from stream_app.changelogs import RecognisedImages, restore_partitions
 from stream_app.router import router_topics
+from stream_app.state import INDEX, PartitionedState, StateStore
 
 
 def event(order_number: str) -> dict:
@@ -154,16 +156,25 @@ def test_changelog_partitions_restore_together_without_aborted_or_deleted_entrie
     stable.close()
     anything.close()
     wanted = [(images, 0), (images, 1), (orders, 0), (orders, 1)]
-    restored = restore_partitions(services, wanted)
-    assert set(restored) == set(wanted)
-    assert restored[(images, 0)].entries == {f"img-{k}": {"n": 250 + k} for k in range(0, 50, 2)}
-    assert restored[(images, 1)].entries == {f"img-{k}": {"n": 250 + k} for k in range(3, 50, 2)}
-    assert restored[(orders, 0)].entries == {"order-1": {"o": 1}} and restored[(orders, 1)].entries == {}
-    assert [restored[(images, p)].end for p in (0, 1)] == ends  # read up to the end, markers included
+    restored: dict[tuple[str, int], dict[str, object]] = {key: {} for key in wanted}
+
+    def sink(topic: str, partition: int, batch: list[tuple[str, bytes | None]]) -> None:
+        for key, value in batch:  # in order: a later record replaces, a tombstone removes
+            if value is None:
+                restored[(topic, partition)].pop(key, None)
+            else:
+                restored[(topic, partition)][key] = json.loads(value)
+
+    marks = restore_partitions(services, wanted, sink)
+    assert set(marks) == set(wanted)
+    assert restored[(images, 0)] == {f"img-{k}": {"n": 250 + k} for k in range(0, 50, 2)}
+    assert restored[(images, 1)] == {f"img-{k}": {"n": 250 + k} for k in range(3, 50, 2)}
+    assert restored[(orders, 0)] == {"order-1": {"o": 1}} and restored[(orders, 1)] == {}
+    assert [marks[(images, p)] for p in (0, 1)] == ends  # read up to the end, markers included
 
 
 def test_the_recognised_images_view_adopts_restored_partitions_instead_of_reading_them_again(
-        services: Settings, make_topic: Callable[..., str]) -> None:
+        services: Settings, make_topic: Callable[..., str], tmp_path: Path) -> None:
     changelog = make_topic(partitions=2)
     producer = ReliableProducer(services.kafka)
 
@@ -175,12 +186,15 @@ def test_the_recognised_images_view_adopts_restored_partitions_instead_of_readin
     for n in range(20):
         write(f"img-{n}", n % 2)
     producer.flush()
-    restored = restore_partitions(services, [(changelog, 0)])[(changelog, 0)]
-    assert len(restored.entries) == 10
+    store = StateStore(tmp_path / "state")
+    index = PartitionedState(store, INDEX)
+    index.adopt(0)
+    end = restore_partitions(services, [(changelog, 0)], lambda _t, partition, batch: index.write(partition, batch))
+    assert len(index) == 10
     write("late-0", 0)  # after the restore: the view must still see it
     producer.flush()
-    view = RecognisedImages(services, changelog, model_version="v1")
-    view.start({0: restored})
+    view = RecognisedImages(services, changelog, model_version="v1", store=store)
+    view.start({0: end[(changelog, 0)]})
     try:
         assert view.ready.wait(30)
         deadline = time.monotonic() + 30
@@ -188,8 +202,10 @@ def test_the_recognised_images_view_adopts_restored_partitions_instead_of_readin
             time.sleep(0.1)
         assert all(view.get(f"img-{n}") is not None for n in range(20)) and view.get("late-0") is not None
         assert view.records_read == 10 + 1  # partition 1 from its start, partition 0 only past the restore
+        assert len(view) == 21
     finally:
         view.stop()
+        store.close()
 
 
 def test_only_partitions_that_delivered_are_offered_for_pausing_and_a_paused_one_loses_nothing(

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.fields.extractor import KeyFieldExtractor
+from models.fields.extractor import REGISTRATION_TAIL, KeyFieldExtractor
 from models.fields.rules import Row, find_date, find_total
 
 
@@ -62,6 +62,20 @@ def test_the_rule_extractor_returns_each_field_with_its_lines_and_boxes() -> Non
     assert (fields["date"].value, fields["total"].value) == ("2018-03-02", "16.10")
     assert fields["total"].boxes[-1] == (320.0, 210.0, 380.0, 210.0, 380.0, 230.0, 320.0, 230.0)
     assert KeyFieldExtractor(None).extract([], (10, 10)) == {}
+
+
+@pytest.mark.parametrize(("printed", "name"), [
+    ("GARDENIA BAKERIES (KL) SDN BHD (139386 X)", "GARDENIA BAKERIES (KL) SDN BHD"),
+    ("ECOSWAY.COM SDN BHD (509213A)", "ECOSWAY.COM SDN BHD"),
+    ("MR. D.I.Y. (M) SDN BHD CO-REG:", "MR. D.I.Y. (M) SDN BHD"),
+    ("ABC TRADING SDN BHD (CO. NO. 12345-X)", "ABC TRADING SDN BHD"),
+    ("ABC TRADING SDN BHD 12345-X", "ABC TRADING SDN BHD"),
+    ("RESTORAN NASI KANDAR 99", "RESTORAN NASI KANDAR 99"),  # a number in the name stays
+    ("SYARIKAT ABC 1988", "SYARIKAT ABC 1988"),
+    ("AEON CO. (M) BHD", "AEON CO. (M) BHD"),
+])
+def test_a_registration_number_after_the_sellers_name_is_not_part_of_it(printed: str, name: str) -> None:
+    assert REGISTRATION_TAIL.sub("", printed) == name
 
 
 def test_the_shipped_extractor_reads_the_fields_of_a_rendered_bill() -> None:

@@ -3,6 +3,9 @@ for the consumer and the transactional producer: no broker, seconds to run. The
 real-broker tests in tests/integration/pipeline cover the same paths end to end."""
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,14 +27,15 @@ def settings() -> Settings:
 
 
 class Harness:
-    def __init__(self, settings: Settings, version: str = VERSION) -> None:
+    def __init__(self, settings: Settings, state_dir: Path, version: str = VERSION) -> None:
         self.settings = settings
         self.producer = FakeTransactions()
-        self.router = ImageRouter(settings, model_version=version, instance_id="unit",
+        self.router = ImageRouter(settings, model_version=version, instance_id="unit", state_dir=state_dir,
                                   consumer=FakeConsumer(), producer=self.producer)  # type: ignore[arg-type]
         self.router._image_partitions = PARTITIONS
-        self.router.index = {p: {} for p in range(PARTITIONS)}  # one router owns every partition
-        self.router.orders = {p: {} for p in range(PARTITIONS)}
+        for partition in range(PARTITIONS):  # one router owns every partition
+            self.router.index.adopt(partition)
+            self.router.orders.adopt(partition)
         self.offset = 0
         self._submitted, self._result = codec("BillSubmitted"), codec("BillResult")
 
@@ -67,8 +71,22 @@ class Harness:
 SHA = "ab" * 32
 
 
-def test_a_new_image_goes_to_work_once_and_a_repeat_in_flight_waits(settings: Settings) -> None:
-    h = Harness(settings)
+@pytest.fixture
+def harness(settings: Settings, tmp_path: Path) -> Iterator[Callable[..., Harness]]:
+    """Routers over the same settings, each with its own state directory."""
+    made: list[Harness] = []
+
+    def make(version: str = VERSION) -> Harness:
+        made.append(Harness(settings, tmp_path / f"state-{len(made)}", version))
+        return made[-1]
+
+    yield make
+    for h in made:
+        h.router.store.close()
+
+
+def test_a_new_image_goes_to_work_once_and_a_repeat_in_flight_waits(settings: Settings, harness: Callable[..., Harness]) -> None:
+    h = harness()
     written = h.feed(h.submission("O-1", SHA), h.submission("O-2", SHA))
     assert [e["order_number"] for e in h.to(written, settings.topics.work)] == ["O-1"]
     assert h.to(written, settings.topics.results) == []
@@ -78,8 +96,8 @@ def test_a_new_image_goes_to_work_once_and_a_repeat_in_flight_waits(settings: Se
     assert h.router.stats["routed_new"] == 1 and h.router.stats["waiting"] == 1
 
 
-def test_a_repeat_after_the_result_is_answered_from_cache_and_a_resent_order_is_dropped(settings: Settings) -> None:
-    h = Harness(settings)
+def test_a_repeat_after_the_result_is_answered_from_cache_and_a_resent_order_is_dropped(settings: Settings, harness: Callable[..., Harness]) -> None:
+    h = harness()
     h.feed(h.submission("O-1", SHA))
     h.feed(h.result("O-1", SHA))
     written = h.feed(h.submission("O-3", SHA))
@@ -90,8 +108,8 @@ def test_a_repeat_after_the_result_is_answered_from_cache_and_a_resent_order_is_
     assert h.to(again, settings.topics.results) == [] and h.to(again, settings.topics.work) == []
 
 
-def test_a_transient_failure_is_not_cached_and_each_waiter_goes_to_work(settings: Settings) -> None:
-    h = Harness(settings)
+def test_a_transient_failure_is_not_cached_and_each_waiter_goes_to_work(settings: Settings, harness: Callable[..., Harness]) -> None:
+    h = harness()
     h.feed(h.submission("O-1", SHA), h.submission("O-2", SHA))
     written = h.feed(h.result("O-1", SHA, code="STORAGE_UNAVAILABLE"))
     assert [e["order_number"] for e in h.to(written, settings.topics.work)] == ["O-2"]
@@ -100,10 +118,10 @@ def test_a_transient_failure_is_not_cached_and_each_waiter_goes_to_work(settings
     assert [e["order_number"] for e in h.to(written, settings.topics.work)] == ["O-4"]  # a new inference
 
 
-def test_a_result_of_another_model_version_is_never_served_to_other_orders(settings: Settings) -> None:
+def test_a_result_of_another_model_version_is_never_served_to_other_orders(settings: Settings, harness: Callable[..., Harness]) -> None:
     """A worker running another decoder (or backend, or precision) produces another version:
     its text answers its own order, never the waiters' or a later repeat's."""
-    h = Harness(settings)
+    h = harness()
     h.feed(h.submission("O-1", SHA), h.submission("O-2", SHA))
     greedy = VERSION.replace(".beam", ".greedy")
     written = h.feed(h.result("O-1", SHA, version=greedy))
@@ -114,19 +132,20 @@ def test_a_result_of_another_model_version_is_never_served_to_other_orders(setti
     assert h.router.stats["foreign_versions"] == 1
 
 
-def test_an_image_recognised_under_another_version_is_recognised_again(settings: Settings) -> None:
-    old = Harness(settings, version=VERSION.replace("+onnx-int8", "+torch-fp16"))
+def test_an_image_recognised_under_another_version_is_recognised_again(settings: Settings, harness: Callable[..., Harness]) -> None:
+    old = harness(version=VERSION.replace("+onnx-int8", "+torch-fp16"))
     old.feed(old.submission("O-1", SHA))
     old.feed(old.result("O-1", SHA, version=old.router.model_version))
-    h = Harness(settings)
-    h.router.index = old.router.index  # the image index as the new deployment restores it
+    h = harness()
+    for partition in range(PARTITIONS):  # the image index as the new deployment restores it
+        h.router.index.write(partition, [(sha, json.dumps(entry).encode()) for sha, entry in old.router.index.items(partition)])
     written = h.feed(h.submission("O-6", SHA))
     assert [e["order_number"] for e in h.to(written, settings.topics.work)] == ["O-6"]
     assert h.to(written, settings.topics.results) == []
 
 
-def test_a_result_read_back_for_a_cached_answer_opens_no_transaction(settings: Settings) -> None:
-    h = Harness(settings)
+def test_a_result_read_back_for_a_cached_answer_opens_no_transaction(settings: Settings, harness: Callable[..., Harness]) -> None:
+    h = harness()
     h.feed(h.submission("O-1", SHA))
     h.feed(h.result("O-1", SHA))
     h.feed(h.submission("O-7", SHA))
@@ -137,10 +156,10 @@ def test_a_result_read_back_for_a_cached_answer_opens_no_transaction(settings: S
     assert len(h.producer.committed) == before and h.router._deferred  # its offset rides with the next one
 
 
-def test_records_from_the_by_image_topic_are_routed_by_their_kind(settings: Settings) -> None:
+def test_records_from_the_by_image_topic_are_routed_by_their_kind(settings: Settings, harness: Callable[..., Harness]) -> None:
     """With several routers, submissions and results reach the image's owner through the
     by-image topic, marked by a header."""
-    h = Harness(settings)
+    h = harness()
     by_image = h.router.by_image
     submission = h.submission("O-8", SHA)
     written = h.feed(FakeMessage(by_image, 1, 1, SHA.encode(), submission.value(), [(KIND, SUBMITTED)]))
