@@ -55,27 +55,30 @@ class ChildProcess:
 
 
 class ComponentProcesses:
-    """The processes started here; stopped in reverse order."""
+    """The processes started here, by name (starting a name again replaces its process);
+    stopped in reverse order."""
 
     def __init__(self, log_dir: Path, env: dict[str, str] | None = None) -> None:
         self.log_dir = log_dir
         self.env = env
-        self.procs: list[tuple[str, ChildProcess]] = []
+        self.procs: dict[str, ChildProcess] = {}
 
-    def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> None:
+    def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> ChildProcess:
         """``env`` adds variables for this child only."""
         child_env = {**os.environ, **(self.env or {}), **env} if env else self.env
-        self.procs.append((name, ChildProcess(list(args), self.log_dir / f"{name}.log", child_env)))
+        self.procs[name] = ChildProcess(list(args), self.log_dir / f"{name}.log", child_env)
+        return self.procs[name]
 
     def check(self) -> None:
-        for name, child in self.procs:
+        for name, child in self.procs.items():
             if child.process.poll() is not None:
                 raise BillstreamError(f"{name} exited with code {child.process.returncode}; see {child.log_path}")
 
     def stop(self) -> None:
-        for _, child in reversed(self.procs):  # all at once: each finishes its own work in parallel
+        children = list(reversed(self.procs.values()))
+        for child in children:  # all at once: each finishes its own work in parallel
             child.ask_to_stop()
-        for _, child in reversed(self.procs):
+        for child in children:
             child.wait_stopped(30)
         self.procs.clear()
 

@@ -67,10 +67,16 @@ def worker_profile(backend: str, device: str, decoder: str, manifest: dict[str, 
     return serving_profile(backend, decoder, half=backend == "torch" and device.startswith("cuda"))
 
 
+# the key-field settings in the manifest that change a result, and the revision of the
+# extraction rules in code (raised with any change to models/fields that changes an answer)
+FIELD_SETTINGS = ("threshold", "extend", "total_currency")
+FIELD_RULES_REVISION = 2
+
+
 def model_version(manifest: dict[str, Any], profile: str | None = None) -> str:
     """Detector, recognizer (and decoder LM) hashes, a hash of the manifest's settings that
-    shape the text (box post-processing, recognizer input, reread, decoder weights), then the
-    serving profile: anything that changes the text is a new version, so that results cached
+    shape the text (box post-processing, recognizer input, reread, decoder weights, key-field
+    settings and rules), then the serving profile: anything that changes the text is a new version, so that results cached
     under one are never served for another (a beam-search deployment does not answer with a
     greedy one's text)."""
     try:
@@ -83,7 +89,9 @@ def model_version(manifest: dict[str, Any], profile: str | None = None) -> str:
         settings = {"postprocess": manifest["detector"].get("postprocess", {}),
                     "input": manifest["recognizer"].get("input", {}),
                     "reread": manifest["recognizer"].get("reread", {}),
-                    "decoder": manifest.get("language_model", {}).get("decoder", {})}
+                    "decoder": manifest.get("language_model", {}).get("decoder", {}),
+                    "fields": {k: manifest.get("fields", {}).get(k) for k in FIELD_SETTINGS},
+                    "fields_rules": FIELD_RULES_REVISION}
         version += "." + hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:6]
     except KeyError as exc:
         raise WeightsError(f"model manifest lacks the {exc.args[0]} entry") from exc

@@ -78,8 +78,9 @@ def load_field_extractor(manifest: dict[str, Any], weights_dir: Path = WEIGHTS_D
                                f"(corrupt or replaced): expected {entry[role]['sha256'][:12]}…")
         texts[role] = path.read_text(encoding="utf-8")
     try:
+        extend = {name: (float(up), float(down)) for name, (up, down) in entry.get("extend", {}).items()}
         return KeyFieldExtractor.from_text(texts["lines"], texts.get("totals"), float(entry.get("threshold", 0.5)),
-                                           bool(entry.get("total_currency", False)))
+                                           bool(entry.get("total_currency", False)), extend)
     except (KeyError, ValueError) as exc:
         raise WeightsError(f"key-field models cannot be read: {exc}") from exc
 

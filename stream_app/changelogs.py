@@ -26,6 +26,10 @@ log = logging.getLogger("billstream.router")
 
 RESTORE_TIMEOUT_S = 300.0
 METADATA_TIMEOUT_S = 60.0
+# librdkafka prefetches up to 64 MB a consumer by default; records of these topics carry
+# whole results, so a backlog would hold that much in the heap of a stream app that is
+# otherwise flat. 8 MB still fills a poll of hundreds of records.
+PREFETCH = {"queued.max.messages.kbytes": 8192}
 
 
 def watermarks(reader: Consumer, topic: str, partition: int) -> tuple[int, int]:
@@ -57,7 +61,8 @@ def restore_partitions(settings: Settings, partitions: list[tuple[str, int]], si
     comes later was not read."""
     if not partitions:
         return {}
-    reader = make_consumer(settings.kafka, f"{settings.stream.app_id}-router-restore", read_committed=True)
+    reader = make_consumer(settings.kafka, f"{settings.stream.app_id}-router-restore", read_committed=True,
+                           extra=PREFETCH)
     marks: dict[tuple[str, int], int] = {}
     counts = dict.fromkeys(partitions, 0)
     try:
@@ -154,7 +159,8 @@ class RecognisedImages:
             self.store.put(RECOGNISED, 0, sha256, None)
 
     def _run(self) -> None:
-        reader = make_consumer(self.settings.kafka, f"{self.settings.stream.app_id}-images-view", read_committed=True)
+        reader = make_consumer(self.settings.kafka, f"{self.settings.stream.app_id}-images-view", read_committed=True,
+                               extra=PREFETCH)
         try:
             partitions = reader.list_topics(self.topic, timeout=30).topics[self.topic].partitions
             fresh = [p for p in partitions if p not in self._adopted]

@@ -57,7 +57,7 @@ from billstream_core.lag import ConsumerLag
 from billstream_core.serde import codec
 from billstream_core.settings import Settings, TopicSpec
 from stream_app import records
-from stream_app.changelogs import RecognisedImages, restore_partitions
+from stream_app.changelogs import PREFETCH, RecognisedImages, restore_partitions
 from stream_app.state import INDEX, ORDERS, PartitionedState, StateStore
 
 log = logging.getLogger("billstream.router")
@@ -99,7 +99,7 @@ class ImageRouter:
         self.lag = ConsumerLag(f"{settings.stream.app_id}-router")
         self.consumer = consumer or make_consumer(
             settings.kafka, f"{settings.stream.app_id}-router", read_committed=True,
-            extra={"session.timeout.ms": 15_000, **self.lag.consumer_config()})  # dynamic membership: see docs/decisions/2026-12-06-*
+            extra={"session.timeout.ms": 15_000, **PREFETCH, **self.lag.consumer_config()})  # dynamic membership: see docs/decisions/2026-12-06-*
         self.producer = producer or ReliableProducer(settings.kafka,
                                                      transactional_id=f"{settings.stream.app_id}-router-{instance_id}")
         self.store = StateStore(state_dir or Path(tempfile.gettempdir()) / "billstream-router"

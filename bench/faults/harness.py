@@ -9,6 +9,7 @@ client's to retry and is counted apart (``refused``), not as lost.
 """
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
@@ -24,7 +25,7 @@ from bench.stacks import isolated_settings
 from billstream_core.errors import BillstreamError
 from billstream_core.results_reader import ResultsReader
 from billstream_core.settings import Settings, settings_env
-from infra.components import ChildProcess
+from infra.components import ChildProcess, ComponentProcesses, wait_ready
 from producers.samples import render_bill
 from producers.submit import BillSubmitter
 
@@ -50,20 +51,13 @@ def isolated(base: Settings, *, worker: dict[str, Any] | None = None) -> Setting
     return isolated_settings(base, partitions=6, worker=worker, prefix="f")
 
 
-class Pipeline:
-    """Stream apps and workers as child processes on ``settings``."""
+class Pipeline(ComponentProcesses):
+    """Stream apps and workers as child processes on ``settings``; a case kills and starts
+    them again by name."""
 
     def __init__(self, settings: Settings, log_dir: Path) -> None:
-        self.settings, self.log_dir = settings, log_dir
-        self.procs: dict[str, ChildProcess] = {}
-
-    def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> ChildProcess:
-        import os
-
-        child = ChildProcess(list(args), self.log_dir / f"{name}.log",
-                             {**os.environ, **settings_env(self.settings), **(env or {})})
-        self.procs[name] = child
-        return child
+        super().__init__(log_dir, {**os.environ, **settings_env(settings)})
+        self.settings = settings
 
     def stream_app(self, name: str = "stream-1", web_port: int | None = None) -> ChildProcess:
         port = web_port or self.settings.stream.web_port
@@ -76,23 +70,9 @@ class Pipeline:
         env = {"BILLSTREAM_KAFKA__BOOTSTRAP_SERVERS": bootstrap_servers} if bootstrap_servers else None
         return self.start(name, "worker", "--instance-id", name, env=env)
 
-    def wait_ready(self, url: str | None = None, timeout: float = 180) -> None:
-        import urllib.request
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(f"{url or self.settings.stream.url}/ready", timeout=2).read()
-                return
-            except OSError:
-                time.sleep(0.5)
-        raise BillstreamError("the stream app was not ready")
-
-    def stop(self) -> None:
-        for child in self.procs.values():
-            child.ask_to_stop()
-        for child in self.procs.values():
-            child.wait_stopped(30)
+    def wait_ready(self, timeout: float = 180) -> None:
+        """Until the stream app is ready; every process started must still run."""
+        wait_ready(self.settings.stream.url, self, timeout)
 
 
 @dataclass

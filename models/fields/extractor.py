@@ -9,6 +9,7 @@ model, a rule stands in: the first seller-looking line, and the address lines un
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,24 +49,34 @@ def rows_of(lines: list[tuple[str, np.ndarray]]) -> tuple[list[Row], list[float]
     return rows, rights
 
 
+# per block field: (up, down), the probability a neighbouring line above or below needs to
+# join the block; a seller's name is rarely continued upwards (a brand over the legal name)
+Extension = Mapping[str, tuple[float, float]]
+
+
+def uniform_extension(threshold: float) -> dict[str, tuple[float, float]]:
+    return {"company": (threshold, threshold), "address": (threshold, threshold)}
+
+
 class KeyFieldExtractor:
     def __init__(self, model: Any | None = None, threshold: float = 0.5, totals: Any | None = None,
-                 total_currency: bool = False) -> None:
+                 total_currency: bool = False, extend: Extension | None = None) -> None:
         """``model``: a LightGBM booster over :data:`CLASSES`; ``totals``: one scoring each
         printed amount as the total; None: the rules stand in. ``total_currency``: the total's
-        text keeps the currency printed with it."""
+        text keeps the currency printed with it. ``extend``: per field, where not ``threshold``
+        both ways."""
         self.model = model
-        self.threshold = threshold
+        self.extend = dict(uniform_extension(threshold)) | dict(extend or {})
         self.totals = totals
         self.total_currency = total_currency
 
     @classmethod
     def from_text(cls, lines_model: str, totals_model: str | None = None, threshold: float = 0.5,
-                  total_currency: bool = False) -> KeyFieldExtractor:
+                  total_currency: bool = False, extend: Extension | None = None) -> KeyFieldExtractor:
         import lightgbm
 
         totals = lightgbm.Booster(model_str=totals_model) if totals_model else None
-        return cls(lightgbm.Booster(model_str=lines_model), threshold, totals, total_currency)
+        return cls(lightgbm.Booster(model_str=lines_model), threshold, totals, total_currency, extend)
 
     def line_probabilities(self, rows: list[Row], rights: list[float], page_size: tuple[float, float]) -> np.ndarray:
         """(lines, classes): the classifier's, or the rule's 0/1 where there is no model."""
@@ -83,7 +94,7 @@ class KeyFieldExtractor:
         found: dict[str, Found | None] = {"date": find_date(rows), "total": self._total(rows, page_size)}
         if probabilities is None:
             probabilities = self.line_probabilities(rows, rights, page_size)
-        found["company"], found["address"] = _blocks(rows, probabilities, self.threshold)
+        found["company"], found["address"] = _blocks(rows, probabilities, self.extend)
         out = {}
         for name in FIELDS:
             item = found[name]
@@ -108,17 +119,18 @@ class KeyFieldExtractor:
         return Found(text, best.value, float(chances.max()), best.row_lines, best.currency)
 
 
-def _block(column: np.ndarray, allowed: np.ndarray, threshold: float) -> tuple[int, ...]:
-    """The most likely allowed line, and the lines next to it above ``threshold``: a receipt
-    has one seller and one address, so the best line is taken even when it is not sure."""
+def _block(column: np.ndarray, allowed: np.ndarray, extend: tuple[float, float]) -> tuple[int, ...]:
+    """The most likely allowed line, and the lines next to it at or above ``extend`` (up,
+    down): a receipt has one seller and one address, so the best line is taken even when it
+    is not sure."""
     scores = np.where(allowed, column, -1.0)
     if len(scores) == 0 or scores.max() < 0.05:
         return ()
     seed = int(scores.argmax())
     start, end = seed, seed
-    while start > 0 and scores[start - 1] >= threshold:
+    while start > 0 and scores[start - 1] >= extend[0]:
         start -= 1
-    while end + 1 < len(scores) and scores[end + 1] >= threshold:
+    while end + 1 < len(scores) and scores[end + 1] >= extend[1]:
         end += 1
     return tuple(range(start, end + 1))
 
@@ -130,13 +142,14 @@ REGISTRATION_TAIL = re.compile(r"\s*(?:[\[(]\s*" + _COMPANY_NUMBER + r"?\d{3,}\s
                                r"|CO\.?\s*-?\s*REG(?:ISTRATION)?\.?\s*(?:NO\.?)?\s*:?)\s*$", re.I)
 
 
-def _blocks(rows: list[Row], probabilities: np.ndarray, threshold: float) -> tuple[Found | None, Found | None]:
+def _blocks(rows: list[Row], probabilities: np.ndarray, extend: Extension) -> tuple[Found | None, Found | None]:
     if not rows:
         return None, None
     everywhere = np.ones(len(rows), bool)
-    company = _block(probabilities[:, 1], everywhere, threshold)
+    company = _block(probabilities[:, 1], everywhere, extend["company"])
     below = np.arange(len(rows)) > (company[-1] if company else -1)
-    address = _block(probabilities[:, 2], below, threshold) or _block(probabilities[:, 2], everywhere, threshold)
+    address = _block(probabilities[:, 2], below, extend["address"]) \
+        or _block(probabilities[:, 2], everywhere, extend["address"])
 
     def found(indices: tuple[int, ...], column: int) -> Found | None:
         if not indices:

@@ -1,6 +1,6 @@
 """Train the key-field line classifier on the engine's own reading of the training receipts.
 
-    python -m models.training.train_fields [--write]
+    python -m models.training.train_fields [--write | --write-extension]
 
 1. The engine as a CPU worker serves it (onnx-int8, beam) reads every receipt once; the
    lines are cached under ``~/.cache/billstream/fields/`` by model version.
@@ -9,13 +9,16 @@
 3. A LightGBM classifier is trained on the training receipts (no fold vendor among them);
    the fold only picks the number of boosting rounds, by its multi-class log loss.
 4. The table compares rules alone with the learned seller and address on the fold, in the
-   SROIE task-3 measure, with the engine's own OCR in the loop. ``--write`` ships the model
-   text (``models/weights/fields.txt``) and its manifest entry.
+   SROIE task-3 measure, with the engine's own OCR in the loop. ``--write`` ships the models'
+   text (``models/weights/fields-*.txt``) and their manifest entry; ``--write-extension``
+   stores only the block extension (chosen by cross-validation over the training vendors)
+   beside the shipped models.
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import re
 import sys
@@ -30,6 +33,7 @@ from models.fields.amounts import candidate_features, candidates
 from models.fields.extractor import CLASSES, FIELDS, KeyFieldExtractor, rows_of
 from models.fields.features import NAMES, line_features
 from models.manifest import MANIFEST, WEIGHTS_DIR, read_manifest
+from models.spec import load_field_extractor
 from models.training.metrics import KeyFieldMetrics, field_key
 from models.training.receipts import Receipt, load_all, read_val_fold, split_train_val, vendor_key
 
@@ -157,9 +161,13 @@ def total_dataset(receipts: list[Receipt], read: dict[str, dict[str, Any]]
     return np.vstack(xs), np.concatenate(ys), groups, kept / max(printed, 1)
 
 
-def choose_threshold(train: list[Receipt], read: dict[str, dict[str, Any]], rounds: int) -> float:
-    """The probability that extends a seller or address block by a line, chosen by 5-fold
-    cross-validation over the training vendors (the validation fold plays no part)."""
+UP = (0.2, 0.3, 0.5, 0.7, 0.9)
+DOWN = (0.1, 0.2, 0.3, 0.5)
+
+
+def choose_extension(train: list[Receipt], read: dict[str, dict[str, Any]], rounds: int) -> dict[str, tuple[float, float]]:
+    """Per block field, the probabilities (up, down) that extend its block by a line, chosen
+    by 5-fold cross-validation over the training vendors (the validation fold plays no part)."""
     import lightgbm
 
     vendors = sorted({vendor_key(r.company) for r in train})
@@ -173,21 +181,25 @@ def choose_threshold(train: list[Receipt], read: dict[str, dict[str, Any]], roun
             if vendor_key(r.company) in held and read[r.name]["lines"]:
                 rows, rights = rows_of(_lines(read[r.name]))
                 oof[r.name] = np.asarray(model.predict(line_features(rows, rights, tuple(read[r.name]["size"]))))
-    scores = {}
-    for threshold in (0.2, 0.3, 0.4, 0.5, 0.6):
+    scores: dict[tuple[float, float], dict[str, float]] = {}
+    for up, down in itertools.product(UP, DOWN):
         metrics = KeyFieldMetrics()
-        extractor = KeyFieldExtractor(None, threshold)
+        extractor = KeyFieldExtractor(None, extend={"company": (up, down), "address": (up, down)})
         for r in train:
             if r.name in oof:
                 found = extractor.extract(_lines(read[r.name]), tuple(read[r.name]["size"]), probabilities=oof[r.name])
                 truth = key_fields(r)
                 metrics.add({k: f.text for k, f in found.items() if k in ("company", "address")},
                             {k: truth[k] for k in ("company", "address")})
-        scores[threshold] = metrics.summary()["key_f1"]
-    best = max(scores, key=lambda k: scores[k])
-    print("block threshold by training cross-validation (seller and address F1): "
-          + ", ".join(f"{k}: {v:.3f}" for k, v in scores.items()) + f" -> {best}", file=sys.stderr)
-    return best
+        scores[(up, down)] = metrics.summary()
+    chosen = {}
+    for name in ("company", "address"):
+        best = max(scores, key=lambda k: (scores[k][f"key_{name}_f1"], -abs(k[0] - k[1])))
+        chosen[name] = best
+        print(f"{name} block extension by training cross-validation: up {best[0]}, down {best[1]} "
+              f"(F1 {scores[best][f'key_{name}_f1']:.3f}; both 0.2: {scores[(0.2, 0.2)][f'key_{name}_f1']:.3f})",
+              file=sys.stderr)
+    return chosen
 
 
 def score(extractor: KeyFieldExtractor, receipts: list[Receipt], read: dict[str, dict[str, Any]]) -> dict[str, float]:
@@ -206,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=600, help="at most; the fold's log loss picks the best")
     parser.add_argument("--write", action="store_true", help="ship the model into models/weights")
+    parser.add_argument("--write-extension", action="store_true",
+                        help="only store the block extension chosen now with the shipped models")
     args = parser.parse_args(argv)
 
     receipts = load_all()
@@ -230,9 +244,19 @@ def main(argv: list[str] | None = None) -> int:
     with_currency = currency_kept > 0.5
     print(f"totals: {len(gt)} training receipts with the total among their amounts; the ground truth keeps a "
           f"printed currency in {currency_kept:.0%} of them", file=sys.stderr)
-    threshold = choose_threshold(train, read, args.rounds)
+    extend = choose_extension(train, read, args.rounds)
+    if args.write_extension:
+        manifest = read_manifest()
+        manifest["fields"].pop("threshold", None)
+        manifest["fields"]["extend"] = {name: list(pair) for name, pair in extend.items()}
+        shipped = load_field_extractor(manifest)
+        manifest["fields"]["metrics"] = {"fold": score(shipped, val, read), "fold_rules_only": score(KeyFieldExtractor(None), val, read)}
+        MANIFEST.write_text(json.dumps(manifest, indent=2) + "\n")
+        print(f"wrote the block extension to the manifest; the shipped models on the fold: {manifest['fields']['metrics']['fold']}",
+              file=sys.stderr)
+        return 0
     rules = score(KeyFieldExtractor(None), val, read)
-    learned = score(KeyFieldExtractor(booster, threshold, totals, with_currency), val, read)
+    learned = score(KeyFieldExtractor(booster, totals=totals, total_currency=with_currency, extend=extend), val, read)
     print(f"fold: {len(val)} receipts, engine OCR; line classifier {booster.best_iteration} rounds "
           f"({seconds:.1f}s), total ranker {totals.best_iteration} rounds")
     columns = ["key_f1", "key_precision", "key_recall"] + [f"key_{name}_f1" for name in FIELDS]
@@ -241,7 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     for label, row in (("rules only", rules), ("learned seller, address and total", learned)):
         print(f"| {label} | " + " | ".join(f"{row.get(c, 0.0):.3f}" for c in columns) + " |")
     if args.write:
-        entry: dict[str, Any] = {"type": "lightgbm-text", "classes": list(CLASSES), "threshold": threshold,
+        entry: dict[str, Any] = {"type": "lightgbm-text", "classes": list(CLASSES),
+                                 "extend": {name: list(pair) for name, pair in extend.items()},
                                  "total_currency": with_currency}
         for role, model, names in (("lines", booster, NAMES), ("totals", totals, AMOUNT_NAMES)):
             text = model.model_to_string(num_iteration=model.best_iteration)

@@ -64,6 +64,22 @@ def test_the_rule_extractor_returns_each_field_with_its_lines_and_boxes() -> Non
     assert KeyFieldExtractor(None).extract([], (10, 10)) == {}
 
 
+def test_a_block_grows_up_and_down_by_its_own_thresholds() -> None:
+    texts = ["CITY MILK", "R&C VENTURE SDN BHD", "(CO. NO. 12345-X)", "NO. 5, JALAN MAJU 3,", "81100 JOHOR BAHRU",
+             "TEL 07-1234567"]
+    lines = [(text, quad(20, 30 * i, 300, 30 * i + 20)) for i, text in enumerate(texts)]
+    probabilities = np.array([[0.6, 0.4, 0.0], [0.1, 0.9, 0.0], [0.6, 0.4, 0.0], [0.2, 0.0, 0.8], [0.6, 0.0, 0.4],
+                              [1.0, 0.0, 0.0]], np.float32)
+    both = KeyFieldExtractor(None, extend={"company": (0.3, 0.3), "address": (0.3, 0.3)})
+    fields = both.extract(lines, (400, 400), probabilities=probabilities)
+    assert fields["company"].lines == (0, 1, 2) and fields["company"].text == "CITY MILK R&C VENTURE SDN BHD"
+    assert fields["address"].lines == (3, 4)
+    down_only = KeyFieldExtractor(None, extend={"company": (0.5, 0.3), "address": (0.3, 0.5)})
+    fields = down_only.extract(lines, (400, 400), probabilities=probabilities)
+    assert fields["company"].lines == (1, 2) and fields["company"].text == "R&C VENTURE SDN BHD"
+    assert fields["address"].lines == (3,)
+
+
 @pytest.mark.parametrize(("printed", "name"), [
     ("GARDENIA BAKERIES (KL) SDN BHD (139386 X)", "GARDENIA BAKERIES (KL) SDN BHD"),
     ("ECOSWAY.COM SDN BHD (509213A)", "ECOSWAY.COM SDN BHD"),
