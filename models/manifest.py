@@ -76,9 +76,9 @@ FIELD_RULES_REVISION = 2
 def model_version(manifest: dict[str, Any], profile: str | None = None) -> str:
     """Detector, recognizer (and decoder LM) hashes, a hash of the manifest's settings that
     shape the text (box post-processing, recognizer input, reread, decoder weights, key-field
-    settings and rules), then the serving profile: anything that changes the text is a new version, so that results cached
-    under one are never served for another (a beam-search deployment does not answer with a
-    greedy one's text)."""
+    settings and rules), then the serving profile: anything that changes the text is a new
+    version, so that results cached under one are never served for another (a beam-search
+    deployment does not answer with a greedy one's text)."""
     try:
         version = f"{manifest['detector']['sha256'][:8]}.{manifest['recognizer']['sha256'][:8]}"
         if "language_model" in manifest:

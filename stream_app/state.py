@@ -90,8 +90,8 @@ class StateStore:
             for counted, delta in deltas.items():
                 self._counts[counted] = self._counts.get(counted, 0) + delta
 
-    def put(self, space: bytes, partition: int, key: str, value: dict[str, Any] | bytes | None) -> None:
-        raw = json.dumps(value, separators=(",", ":")).encode() if isinstance(value, dict) else value
+    def put(self, space: bytes, partition: int, key: str, value: dict[str, Any] | None) -> None:
+        raw = None if value is None else json.dumps(value, separators=(",", ":")).encode()
         self.write([(space, partition, key, raw)])
 
     def items(self, space: bytes, partition: int) -> Iterator[tuple[str, dict[str, Any]]]:

@@ -202,6 +202,22 @@ def choose_extension(train: list[Receipt], read: dict[str, dict[str, Any]], roun
     return chosen
 
 
+def extension_entry(extend: dict[str, tuple[float, float]]) -> dict[str, list[float]]:
+    return {name: list(pair) for name, pair in extend.items()}
+
+
+def write_extension(extend: dict[str, tuple[float, float]], val: list[Receipt], read: dict[str, dict[str, Any]]) -> int:
+    """Store ``extend`` beside the shipped models, with their fold scores under it."""
+    manifest = read_manifest()
+    manifest["fields"].pop("threshold", None)
+    manifest["fields"]["extend"] = extension_entry(extend)
+    fold = score(load_field_extractor(manifest), val, read)
+    manifest["fields"]["metrics"] = {"fold": fold, "fold_rules_only": score(KeyFieldExtractor(None), val, read)}
+    MANIFEST.write_text(json.dumps(manifest, indent=2) + "\n")
+    print(f"wrote the block extension to the manifest; the shipped models on the fold: {fold}", file=sys.stderr)
+    return 0
+
+
 def score(extractor: KeyFieldExtractor, receipts: list[Receipt], read: dict[str, dict[str, Any]]) -> dict[str, float]:
     metrics = KeyFieldMetrics()
     for receipt in receipts:
@@ -225,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     receipts = load_all()
     train, val = split_train_val(receipts, read_val_fold())
     read = read_receipts(train + val, args.threads)
+    if args.write_extension:  # the shipped models stay: nothing to train but the cross-validation's
+        return write_extension(choose_extension(train, read, args.rounds), val, read)
     x_train, y_train = dataset(train, read)
     x_val, y_val = dataset(val, read)
     print(f"lines: train {len(y_train)} ({np.bincount(y_train, minlength=3).tolist()} other/company/address), "
@@ -245,16 +263,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"totals: {len(gt)} training receipts with the total among their amounts; the ground truth keeps a "
           f"printed currency in {currency_kept:.0%} of them", file=sys.stderr)
     extend = choose_extension(train, read, args.rounds)
-    if args.write_extension:
-        manifest = read_manifest()
-        manifest["fields"].pop("threshold", None)
-        manifest["fields"]["extend"] = {name: list(pair) for name, pair in extend.items()}
-        shipped = load_field_extractor(manifest)
-        manifest["fields"]["metrics"] = {"fold": score(shipped, val, read), "fold_rules_only": score(KeyFieldExtractor(None), val, read)}
-        MANIFEST.write_text(json.dumps(manifest, indent=2) + "\n")
-        print(f"wrote the block extension to the manifest; the shipped models on the fold: {manifest['fields']['metrics']['fold']}",
-              file=sys.stderr)
-        return 0
     rules = score(KeyFieldExtractor(None), val, read)
     learned = score(KeyFieldExtractor(booster, totals=totals, total_currency=with_currency, extend=extend), val, read)
     print(f"fold: {len(val)} receipts, engine OCR; line classifier {booster.best_iteration} rounds "
@@ -266,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {label} | " + " | ".join(f"{row.get(c, 0.0):.3f}" for c in columns) + " |")
     if args.write:
         entry: dict[str, Any] = {"type": "lightgbm-text", "classes": list(CLASSES),
-                                 "extend": {name: list(pair) for name, pair in extend.items()},
+                                 "extend": extension_entry(extend),
                                  "total_currency": with_currency}
         for role, model, names in (("lines", booster, NAMES), ("totals", totals, AMOUNT_NAMES)):
             text = model.model_to_string(num_iteration=model.best_iteration)
