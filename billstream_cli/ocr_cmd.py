@@ -63,7 +63,8 @@ def run_ocr(settings: Settings, args: argparse.Namespace) -> int:
                 record |= {"lines": [line | {"confidence": round(line["confidence"], 4)} for line in bill.lines],
                            "key_fields": {item["name"]: {k: v for k, v in item.items() if k != "name"}
                                           for item in bill.key_fields},
-                           "page_rotations": bill.rotations, "warnings": bill.warnings}
+                           "page_rotations": bill.rotations, "text_source": bill.text_source,
+                           "warnings": bill.warnings}
             except ImageRejected as exc:
                 failed += 1
                 record |= {"error_code": exc.code, "error": str(exc), "lines": []}

@@ -132,6 +132,8 @@ class LimitSettings(BaseModel):
     max_image_side: int = Field(default=30_000, ge=100)
     max_pages: int = Field(default=10, ge=1, le=1000, description="pages read from one PDF; more is TOO_MANY_PAGES")
     pdf_dpi: int = Field(default=200, ge=72, le=600, description="resolution PDF pages are rendered at")
+    pdf_text_layer: bool = Field(default=True, description="take a born-digital PDF page's own text, where it is "
+                                                           "visible and sane, instead of reading its picture")
 
 
 class WorkerSettings(BaseModel):

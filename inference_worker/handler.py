@@ -26,7 +26,7 @@ class Engine(Protocol):
     name: str
     version: str
 
-    def read_pages(self, pages: list[np.ndarray]) -> list[Any]: ...
+    def read_pages(self, pages: list[np.ndarray], text_layers: list[Any] | None = None) -> list[Any]: ...
 
 
 class ImageSource(Protocol):
@@ -110,7 +110,11 @@ class BillHandler:
         pages: list[Any] = []
         if ready:
             try:
-                pages = self.engine.read_pages([page.gray for p in ready for page in p.document.pages])  # type: ignore[union-attr]
+                documents = [p.document for p in ready if p.document is not None]
+                layers = [d.text_layer(i) for d in documents for i in range(len(d.pages))]
+                grays = [page.gray for d in documents for page in d.pages]
+                pages = (self.engine.read_pages(grays, layers) if any(layer is not None for layer in layers)
+                         else self.engine.read_pages(grays))
             except BillstreamError as exc:
                 for p in ready:
                     p.error, p.document = (exc.code if exc.code in results.ERROR_CODES else "INTERNAL", str(exc)), None
@@ -139,7 +143,7 @@ class BillHandler:
             out.append(results.recognized(
                 event["order_number"], event["image"]["sha256"], bill.lines, bill.text,
                 timings_ms=stage_timings(p, bill.timings_ms), key_fields=bill.key_fields,
-                page_count=len(p.document.pages), page_rotations=bill.rotations,
+                page_count=len(p.document.pages), page_rotations=bill.rotations, text_source=bill.text_source,
                 warnings=p.document.warnings + bill.warnings, submitted_at_ms=event.get("submitted_at_ms"), **common))
         return EngineBatch(out, len(pages), batch_ms)
 

@@ -20,6 +20,7 @@ class BillReading:
     rotations: list[int]
     timings_ms: dict[str, float]
     warnings: list[str]
+    text_source: str  # ocr, pdf-text (every page's own text) or mixed (some pages each way)
 
 
 def merge_pages(pages: list[PageResult]) -> BillReading:
@@ -40,5 +41,6 @@ def merge_pages(pages: list[PageResult]) -> BillReading:
             timings[stage] = timings.get(stage, 0.0) + ms
         warnings += [f"page {number + 1}: {w}" if len(pages) > 1 else w for w in page.warnings]
     rotations = [page.rotation for page in pages] if any(page.rotation for page in pages) else []
+    sources = {page.source for page in pages}
     return BillReading(lines, " ".join(page.text for page in pages if page.text), list(best.values()), rotations,
-                       timings, warnings)
+                       timings, warnings, sources.pop() if len(sources) == 1 else "mixed")

@@ -5,6 +5,9 @@ result code: a password (ENCRYPTED_DOCUMENT), no pages (EMPTY_DOCUMENT), more pa
 the limit (TOO_MANY_PAGES), a page whose rendering would be over the pixel limits
 (IMAGE_TOO_LARGE: a "PDF bomb" declares a huge page in a few bytes), and a file PDFium
 cannot parse, truncated or corrupt (CORRUPT_IMAGE). Pages render at ``pdf_dpi``.
+
+A born-digital page's own text comes along (see :mod:`models.pdf_text`) when
+``pdf_text_layer`` is on: the engine then takes its lines instead of reading the picture.
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from dataclasses import dataclass, field
 from billstream_core.media import sniff_content_type
 from billstream_core.settings import LimitSettings
 from models.intake import DecodedImage, ImageRejected, decode_image
+from models.pdf_text import PageText, page_text
 
 PDF = "application/pdf"
 
@@ -23,6 +27,10 @@ class DecodedDocument:
     pages: list[DecodedImage]
     media_type: str
     warnings: list[str] = field(default_factory=list)
+    text_layers: list[PageText | None] = field(default_factory=list)  # per page; None: read it by OCR
+
+    def text_layer(self, page: int) -> PageText | None:
+        return self.text_layers[page] if page < len(self.text_layers) else None
 
 
 def decode_document(data: bytes, limits: LimitSettings) -> DecodedDocument:
@@ -68,15 +76,17 @@ def _render_pdf(data: bytes, limits: LimitSettings) -> DecodedDocument:
                                     f"({limits.pdf_dpi} dpi), over the limits ({limits.max_image_side} px a side, "
                                     f"{limits.max_image_pixels} pixels)", code="IMAGE_TOO_LARGE")
             sizes.append(pixels)
-        pages = []
+        pages, text_layers = [], []
         for number in range(count):
             page = document[number]
             try:
-                gray = page.render(scale=scale, grayscale=True).to_numpy()
+                layer = page_text(page, scale) if limits.pdf_text_layer else None
+                gray = page.render(scale=scale, rotation=layer.turned if layer else 0, grayscale=True).to_numpy()
+                text_layers.append(layer)
             finally:
                 page.close()
             gray = gray[:, :, 0] if gray.ndim == 3 else gray
             pages.append(DecodedImage(gray.copy(), PDF, gray.shape[1], gray.shape[0]))
-        return DecodedDocument(pages, PDF)
+        return DecodedDocument(pages, PDF, text_layers=text_layers)
     finally:
         document.close()

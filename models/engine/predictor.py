@@ -38,6 +38,7 @@ from models.manifest import (
     resolve_serving,
     serving_profile,
 )
+from models.pdf_text import PageText
 from models.preprocess import (
     PreprocessConfig,
     batch_by_width,
@@ -69,6 +70,7 @@ class PageResult:
     warnings: list[str] = field(default_factory=list)
     fields: dict[str, KeyField] = field(default_factory=dict)  # company, date, address, total where found
     rotation: int = 0  # degrees the page was turned clockwise to read it; boxes are on the turned page
+    source: str = "ocr"  # or pdf-text: the lines are the PDF's own text
 
     @property
     def text(self) -> str:
@@ -237,18 +239,23 @@ class OcrEngine:
 
     # -- whole pages ----------------------------------------------------------------------
 
-    def read_pages(self, pages: list[np.ndarray]) -> list[PageResult]:
+    def read_pages(self, pages: list[np.ndarray],
+                   text_layers: list[PageText | None] | None = None) -> list[PageResult]:
         """OCR a batch of decoded pages (grayscale or BGR uint8); line crops of all pages
-        are recognised together, batched by width."""
+        are recognised together, batched by width. A page with a text layer (a born-digital
+        PDF's own lines) is not read: its lines are taken as they are, with confidence 1."""
+        layers = text_layers or [None] * len(pages)
         prepared, detections, timings, rotations = [], [], [], []
-        for page in pages:
+        for page, layer in zip(pages, layers):
             t0 = time.perf_counter()
-            gray = prepare_page(page, self.options.preprocess)
+            gray = page if layer is not None else prepare_page(page, self.options.preprocess)
             t1 = time.perf_counter()
-            if self.options.orientation:
+            found: list[DetectedLine] = []
+            degrees = 0
+            if layer is None and self.options.orientation:
                 degrees, gray, found = upright(gray, self.detect, self.recognize_resized, self.crop_margin)
-            else:
-                degrees, found = 0, self.detect(gray)
+            elif layer is None:
+                found = self.detect(gray)
             detections.append(found)
             prepared.append(gray)
             rotations.append(degrees)
@@ -259,18 +266,22 @@ class OcrEngine:
         texts = self.recognize(crops) if crops else []
         per_line_ms = (time.perf_counter() - t0) * 1000 / max(len(crops), 1)
         results, cursor = [], 0
-        for gray, found, timing, degrees in zip(prepared, detections, timings, rotations):
-            lines = []
-            for line, (text, confidence) in zip(found, texts[cursor:cursor + len(found)]):
-                if text.strip() and confidence >= self.options.min_confidence:
-                    lines.append(RecognizedLine(text, confidence, line.quad))
+        for gray, found, timing, degrees, layer in zip(prepared, detections, timings, rotations, layers):
+            if layer is not None:
+                degrees = layer.turned
+                lines = [RecognizedLine(line.text, 1.0, line.quad) for line in layer.lines]
+            else:
+                lines = [RecognizedLine(text, confidence, line.quad)
+                         for line, (text, confidence) in zip(found, texts[cursor:cursor + len(found)])
+                         if text.strip() and confidence >= self.options.min_confidence]
             cursor += len(found)
             timing["recognize_ms"] = per_line_ms * len(found)
             t0 = time.perf_counter()
             fields = self.fields.extract([(line.text, line.quad) for line in lines], (gray.shape[1], gray.shape[0]))
             timing["fields_ms"] = (time.perf_counter() - t0) * 1000
             warnings = [f"page turned {degrees} degrees clockwise to read it upright"] if degrees else []
-            results.append(PageResult(lines, {k: round(v, 2) for k, v in timing.items()}, warnings, fields, degrees))
+            results.append(PageResult(lines, {k: round(v, 2) for k, v in timing.items()}, warnings, fields, degrees,
+                                      "ocr" if layer is None else "pdf-text"))
         return results
 
     def read_document_bytes(self, data: bytes, limits: LimitSettings = LimitSettings()) -> list[PageResult]:
@@ -278,7 +289,7 @@ class OcrEngine:
         t0 = time.perf_counter()
         document = decode_document(data, limits)
         decode_ms = (time.perf_counter() - t0) * 1000 / len(document.pages)
-        results = self.read_pages([page.gray for page in document.pages])
+        results = self.read_pages([page.gray for page in document.pages], document.text_layers or None)
         for result, page in zip(results, document.pages):
             result.timings_ms = {"decode_ms": round(decode_ms, 2), **result.timings_ms}
             result.warnings[:0] = page.warnings

@@ -20,15 +20,22 @@ def assemble(objects: list[bytes], trailer: bytes = b"") -> bytes:
     return out.getvalue()
 
 
-def text_pdf(lines: list[str], size: tuple[int, int] = (300, 400)) -> bytes:
-    """One page of text in Helvetica: a born-digital bill with a text layer."""
-    stream = b"BT /F1 14 Tf 20 %d Td 18 TL " % (size[1] - 40)
-    stream += b" ".join(b"(%s) '" % line.encode("latin-1") for line in lines) + b" ET"
+def text_pdf(lines: list[str], size: tuple[int, int] = (300, 400), *, rotate: int = 0,
+             invisible: bool = False) -> bytes:
+    """One page of text in Helvetica 14: a born-digital bill with a text layer. A tab in a
+    line starts a second column at x = 200; ``invisible``: render mode 3, as a scanner's OCR
+    layer; ``rotate``: the page's /Rotate."""
+    stream = b"BT /F1 14 Tf %s" % (b"3 Tr " if invisible else b"")
+    for number, line in enumerate(lines):
+        for x, piece in zip((20, 200), line.split("\t")):
+            y = size[1] - 40 - 18 * number
+            stream += b"1 0 0 1 %d %d Tm (%s) Tj " % (x, y, piece.encode("latin-1"))
+    stream += b"ET"
     return assemble([
         b"<< /Type /Catalog /Pages 2 0 R >>",
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 %d %d] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>"
-        % size,
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 %d %d] /Rotate %d /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>" % (*size, rotate),
         b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
     ])
@@ -51,6 +58,18 @@ def pages_pdf(images: list[bytes]) -> bytes:
         picture.set_matrix(pdfium.PdfMatrix().scale(width, height))
         page.insert_obj(picture)
         page.gen_content()
+    out = io.BytesIO()
+    document.save(out)
+    return out.getvalue()
+
+
+def joined_pdf(parts: list[bytes]) -> bytes:
+    """The pages of ``parts``, in order, as one PDF."""
+    import pypdfium2 as pdfium
+
+    document = pdfium.PdfDocument.new()
+    for data in parts:
+        document.import_pages(pdfium.PdfDocument(data))
     out = io.BytesIO()
     document.save(out)
     return out.getvalue()

@@ -147,7 +147,7 @@ class SlowEngine:
         self.seconds = seconds
         self.batches = 0
 
-    def read_pages(self, pages: list) -> list:
+    def read_pages(self, pages: list, text_layers: list | None = None) -> list:
         self.batches += 1
         time.sleep(self.seconds)
         raise RuntimeError("slow engine: no pages")  # each order still gets a (FAILED, INTERNAL) result
@@ -239,8 +239,9 @@ def _worker_identity(log_path: Path) -> str:
 
 def test_an_upside_down_jpeg_a_pdf_and_an_ordinary_bill_come_back_upright_with_key_fields(
         pipeline: Settings, tmp_path: Path) -> None:
+    """And a born-digital PDF, read from its own text."""
     from producers.samples import sample_bill_lines, sample_bills
-    from tests.support.pdfs import pages_pdf
+    from tests.support.pdfs import pages_pdf, text_pdf
 
     images = sample_bills(3, run=7)
     page = cv2.imdecode(np.frombuffer(images[0], np.uint8), cv2.IMREAD_GRAYSCALE)
@@ -250,6 +251,9 @@ def test_an_upside_down_jpeg_a_pdf_and_an_ordinary_bill_come_back_upright_with_k
     orders = {submitter.submit(upside_down, flush=False).order_number: 0,
               submitter.submit(pages_pdf([images[1], images[2]]), flush=False).order_number: 1,
               submitter.submit(images[2], flush=False).order_number: 2}
+    typed = sample_bill_lines(0, run=7)
+    born_digital = submitter.submit(text_pdf(typed, (320, 60 + 18 * len(typed))), flush=False).order_number
+    orders[born_digital] = 0
     submitter.flush()
     worker = WorkerProcess(pipeline, "w-bills", tmp_path, input_topic=pipeline.topics.submitted)
     try:
@@ -264,7 +268,9 @@ def test_an_upside_down_jpeg_a_pdf_and_an_ordinary_bill_come_back_upright_with_k
         assert record["key_fields"]["company"] == printed[0], record["key_fields"]
         assert printed[0] in record["page_text"]
         assert record["key_fields"]["date"] and record["key_fields"]["total"]
-    upside, pdf, plain = (found[o][0] for o in orders)
+    upside, pdf, plain, text = (found[o][0] for o in orders)
     assert upside["page_rotations"] == [180] and plain["page_rotations"] == []
+    assert [r["text_source"] for r in (upside, pdf, plain, text)] == ["ocr", "ocr", "ocr", "pdf-text"]
+    assert [line["text"] for line in text["lines"]] == typed and text["key_fields"]["address"]
     assert pdf["page_count"] == 2 and {line["page"] for line in pdf["lines"]} == {0, 1}
     assert sample_bill_lines(2, run=7)[0] in pdf["page_text"]

@@ -11,6 +11,8 @@ from billstream_core.errors import ObjectNotFound, StorageUnavailable
 from billstream_core.settings import LimitSettings
 from inference_worker.handler import BillHandler
 from models.engine.predictor import PageResult, RecognizedLine
+from models.pdf_text import PageText
+from tests.support.pdfs import joined_pdf, pages_pdf, text_pdf
 
 QUAD = np.array([[0, 0], [10, 0], [10, 5], [0, 5]], np.float32)
 
@@ -23,12 +25,15 @@ class FakeEngine:
         self.fail = fail
         self.calls: list[int] = []
 
-    def read_pages(self, pages: list[np.ndarray]) -> list[PageResult]:
+    def read_pages(self, pages: list[np.ndarray], text_layers: list[PageText | None] | None = None) -> list[PageResult]:
         self.calls.append(len(pages))
         if self.fail is not None:
             raise self.fail
+        layers = text_layers or [None] * len(pages)
         return [PageResult([RecognizedLine(f"PAGE {page.shape[1]}", 0.9, QUAD)],
-                           {"preprocess_ms": 1.0, "detect_ms": 2.0, "recognize_ms": 3.0}) for page in pages]
+                           {"preprocess_ms": 1.0, "detect_ms": 2.0, "recognize_ms": 3.0}) if layer is None
+                else PageResult([RecognizedLine(line.text, 1.0, line.quad) for line in layer.lines], {},
+                                source="pdf-text") for page, layer in zip(pages, layers)]
 
 
 class FakeSource:
@@ -81,6 +86,16 @@ def test_timings_carry_exactly_the_schema_stages() -> None:
     stages = [v for k, v in done["timings_ms"].items() if k != "total_ms"]
     assert done["timings_ms"]["total_ms"] == pytest.approx(sum(stages), abs=0.02)
     assert set(failed["timings_ms"]) == {"fetch_ms", "decode_ms", "total_ms"}  # the stages it reached
+
+
+def test_a_pdf_page_with_its_own_text_reaches_the_engine_as_text_and_the_result_says_so() -> None:
+    text = text_pdf(["SHOP", "TOTAL 1.00"])
+    objects: dict[str, bytes | Exception] = {"text": text, "image": png(90),
+                                             "both": joined_pdf([text, pages_pdf([png(300)])])}
+    batch = run(objects, [event("P-1", "text"), event("P-2", "image"), event("P-3", "both")])
+    assert [r["text_source"] for r in batch.results] == ["pdf-text", "ocr", "mixed"]
+    assert batch.results[0]["page_text"] == "SHOP TOTAL 1.00" and batch.results[2]["page_count"] == 2
+    assert batch.results[2]["page_text"].startswith("SHOP TOTAL 1.00 PAGE ")
 
 
 @pytest.mark.parametrize(("error", "code"), [(RuntimeError("CUDA out of memory"), "INTERNAL"),

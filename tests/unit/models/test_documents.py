@@ -1,13 +1,14 @@
 """PDF bills: pages rendered within the limits, and every kind of bad PDF refused with its code."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from billstream_core.settings import LimitSettings
 from models.documents import decode_document
 from models.intake import ImageRejected
 from producers.samples import sample_bill_lines, sample_bills
-from tests.support.pdfs import empty_pdf, encrypted_pdf, huge_page_pdf, pages_pdf, text_pdf
+from tests.support.pdfs import empty_pdf, encrypted_pdf, huge_page_pdf, joined_pdf, pages_pdf, text_pdf
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +22,7 @@ def test_a_multi_page_pdf_is_read_page_by_page_with_its_fields(engine) -> None: 
     from models.bill import merge_pages
 
     bill = merge_pages(engine.read_document_bytes(pages_pdf(sample_bills(2)), LimitSettings()))
-    assert {line["page"] for line in bill.lines} == {0, 1}
+    assert {line["page"] for line in bill.lines} == {0, 1} and bill.text_source == "ocr"
     first, second = sample_bill_lines(0), sample_bill_lines(1)
     assert first[0] in bill.text and second[0] in bill.text
     fields = {item["name"]: item for item in bill.key_fields}
@@ -29,9 +30,66 @@ def test_a_multi_page_pdf_is_read_page_by_page_with_its_fields(engine) -> None: 
     assert all(0 <= i < len(bill.lines) for item in bill.key_fields for i in item["lines"])
 
 
-def test_a_pdf_with_a_text_layer_is_rendered_and_read(engine) -> None:  # type: ignore[no-untyped-def]
-    pages = engine.read_document_bytes(text_pdf(["BOOK SHOP SDN BHD", "TOTAL: 12.50"]), LimitSettings())
-    assert len(pages) == 1 and "12.50" in pages[0].text and pages[0].fields["total"].value == "12.50"
+def _inked(gray: np.ndarray, quad: np.ndarray) -> bool:
+    """Whether the rendered page has print under the box."""
+    (left, top), (right, bottom) = quad.min(axis=0).astype(int), quad.max(axis=0).astype(int)
+    return right > left and bottom > top and int(gray[top:bottom, left:right].min()) < 128
+
+
+TEXT_BILL = ["BOOK SHOP SDN BHD", "NO. 3, JALAN MAWAR", "TOTAL:\t12.50"]
+
+
+def test_a_born_digital_pdf_is_taken_as_its_own_text(engine) -> None:  # type: ignore[no-untyped-def]
+    """The lines are the PDF's text as printed (columns apart, boxes on the rendered print), not OCR."""
+    document = decode_document(text_pdf(TEXT_BILL), LimitSettings())
+    layer = document.text_layer(0)
+    assert layer is not None and layer.turned == 0
+    assert [line.text for line in layer.lines] == ["BOOK SHOP SDN BHD", "NO. 3, JALAN MAWAR", "TOTAL:", "12.50"]
+    assert all(_inked(document.pages[0].gray, line.quad) for line in layer.lines)
+    assert layer.lines[2].quad[0, 1] == pytest.approx(layer.lines[3].quad[0, 1], abs=3)  # one row, two columns
+
+    from models.bill import merge_pages
+
+    bill = merge_pages(engine.read_document_bytes(text_pdf(TEXT_BILL), LimitSettings()))
+    assert bill.text_source == "pdf-text" and bill.text == "BOOK SHOP SDN BHD NO. 3, JALAN MAWAR TOTAL: 12.50"
+    assert {line["confidence"] for line in bill.lines} == {1.0}
+    fields = {item["name"]: item for item in bill.key_fields}
+    assert fields["total"]["value"] == "12.50" and fields["company"]["text"] == "BOOK SHOP SDN BHD"
+
+
+@pytest.mark.parametrize(("rotate", "turned"), [(90, 270), (180, 180), (270, 90)])
+def test_a_rotated_text_page_is_rendered_upright(engine, rotate: int, turned: int) -> None:  # type: ignore[no-untyped-def]
+    data = text_pdf(TEXT_BILL, rotate=rotate)
+    document = decode_document(data, LimitSettings())
+    layer = document.text_layer(0)
+    assert layer is not None and layer.turned == turned
+    gray = document.pages[0].gray
+    assert gray.shape[0] > gray.shape[1]  # the 300x400-point page stands upright again
+    assert all(_inked(gray, line.quad) for line in layer.lines)
+    assert all(line.quad[2, 0] - line.quad[0, 0] > line.quad[2, 1] - line.quad[0, 1] for line in layer.lines)
+    page = engine.read_document_bytes(data, LimitSettings())[0]
+    assert page.rotation == turned and page.source == "pdf-text"
+
+
+@pytest.mark.parametrize("make", [
+    lambda: text_pdf(TEXT_BILL, invisible=True),  # a scanner's hidden OCR layer
+    lambda: text_pdf(["\x01\x02\x03\x04 \x05\x06"]),  # a font with no Unicode map
+    lambda: text_pdf(["A"]),  # too little to be a bill's text
+    lambda: pages_pdf(sample_bills(1)),  # a picture, no text
+])
+def test_a_text_layer_that_is_not_sane_or_visible_is_left_to_ocr(make) -> None:  # type: ignore[no-untyped-def]
+    assert decode_document(make(), LimitSettings()).text_layers == [None]
+
+
+def test_the_text_layer_can_be_turned_off_and_a_mixed_bill_says_so(engine) -> None:  # type: ignore[no-untyped-def]
+    from models.bill import merge_pages
+
+    off = merge_pages(engine.read_document_bytes(text_pdf(TEXT_BILL), LimitSettings(pdf_text_layer=False)))
+    assert off.text_source == "ocr" and "12.50" in off.text
+    mixed = merge_pages(engine.read_document_bytes(joined_pdf([text_pdf(TEXT_BILL), pages_pdf(sample_bills(1))]),
+                                                   LimitSettings()))
+    assert mixed.text_source == "mixed" and {line["page"] for line in mixed.lines} == {0, 1}
+    assert sample_bill_lines(0)[0] in mixed.text
 
 
 @pytest.mark.parametrize(("make", "code"), [
