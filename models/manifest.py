@@ -53,12 +53,13 @@ def resolve_serving(backend: str, device: str, decoder: str, manifest: dict[str,
 
 
 def serving_profile(backend: str, decoder: str, *, half: bool = False, reread: bool = True,
-                    orientation: bool = True) -> str:
+                    orientation: bool = True, level: bool = True) -> str:
     """The serving settings that change the text, resolved: the backend with its precision,
     and the decoder (``onnx-int8.beam``, ``torch-fp16.greedy``)."""
     precision = {"torch": "fp16" if half else "fp32", "onnx": "fp32"}.get(backend)
     name = f"{backend}-{precision}" if precision else backend
-    return f"{name}.{decoder}" + ("" if reread else ".noreread") + ("" if orientation else ".noorient")
+    return (f"{name}.{decoder}" + ("" if reread else ".noreread") + ("" if orientation else ".noorient")
+            + ("" if level else ".nolevel"))
 
 
 def worker_profile(backend: str, device: str, decoder: str, manifest: dict[str, Any], *, cuda_available: bool) -> str:
@@ -71,12 +72,14 @@ def worker_profile(backend: str, device: str, decoder: str, manifest: dict[str, 
 # extraction rules in code (raised with any change to models/fields that changes an answer)
 FIELD_SETTINGS = ("threshold", "extend", "total_currency")
 FIELD_RULES_REVISION = 2
+# the revision of the page steps in code (turning upright, levelling), raised likewise
+PAGE_RULES_REVISION = 1
 
 
 def model_version(manifest: dict[str, Any], profile: str | None = None) -> str:
     """Detector, recognizer (and decoder LM) hashes, a hash of the manifest's settings that
     shape the text (box post-processing, recognizer input, reread, decoder weights, key-field
-    settings and rules), then the serving profile: anything that changes the text is a new
+    settings and rules, the page steps' revision), then the serving profile: anything that changes the text is a new
     version, so that results cached under one are never served for another (a beam-search
     deployment does not answer with a greedy one's text)."""
     try:
@@ -91,7 +94,7 @@ def model_version(manifest: dict[str, Any], profile: str | None = None) -> str:
                     "reread": manifest["recognizer"].get("reread", {}),
                     "decoder": manifest.get("language_model", {}).get("decoder", {}),
                     "fields": {k: manifest.get("fields", {}).get(k) for k in FIELD_SETTINGS},
-                    "fields_rules": FIELD_RULES_REVISION}
+                    "fields_rules": FIELD_RULES_REVISION, "page_rules": PAGE_RULES_REVISION}
         version += "." + hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:6]
     except KeyError as exc:
         raise WeightsError(f"model manifest lacks the {exc.args[0]} entry") from exc

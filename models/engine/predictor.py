@@ -25,6 +25,7 @@ from models.engine.cpu_slot import CpuSlot, default_slot_path
 from models.engine.orientation import upright
 from models.engine.reread import RereadConfig, reread
 from models.engine.runners import OnnxRunner, Runner
+from models.engine.skew import level
 from models.export import onnx_paths
 from models.fields.extractor import KeyField, KeyFieldExtractor
 from models.intake import decode_image
@@ -71,6 +72,7 @@ class PageResult:
     fields: dict[str, KeyField] = field(default_factory=dict)  # company, date, address, total where found
     rotation: int = 0  # degrees the page was turned clockwise to read it; boxes are on the turned page
     source: str = "ocr"  # or pdf-text: the lines are the PDF's own text
+    skew: float = 0.0  # degrees the page was then turned clockwise to level its lines
 
     @property
     def text(self) -> str:
@@ -91,6 +93,7 @@ class EngineOptions:
     decoder: str = "auto"  # auto: beam search with the LM when the manifest ships one, else greedy
     reread: bool = True  # read doubtful lines again, stretched, as the manifest's reread entry says
     orientation: bool = True  # turn pages upright (quarter turns) before reading them
+    level: bool = True  # turn a page whose lines lean a few degrees level (see models.engine.skew)
     cpu_slot: Path | None = None  # a lock file: network calls on the CPU take turns with other processes holding it
     memory_arena: bool = True  # ONNX Runtime's CPU arena: ~15% faster, ~400 MB more once warm
 
@@ -190,7 +193,7 @@ class OcrEngine:
                    version=model_version(spec.manifest, serving_profile(
                        options.backend, "beam" if language_model is not None else "greedy",
                        half=options.half and options.backend == "torch" and options.device.startswith("cuda"),
-                       reread=options.reread, orientation=options.orientation)),
+                       reread=options.reread, orientation=options.orientation, level=options.level)),
                    crop_margin=spec.recognizer_input.get("crop_margin", 0.08),
                    max_line_width=spec.recognizer_input.get("max_width", 1024), options=options,
                    language_model=language_model,
@@ -245,20 +248,23 @@ class OcrEngine:
         are recognised together, batched by width. A page with a text layer (a born-digital
         PDF's own lines) is not read: its lines are taken as they are, with confidence 1."""
         layers = text_layers or [None] * len(pages)
-        prepared, detections, timings, rotations = [], [], [], []
+        prepared, detections, timings, rotations, skews = [], [], [], [], []
         for page, layer in zip(pages, layers):
             t0 = time.perf_counter()
             gray = page if layer is not None else prepare_page(page, self.options.preprocess)
             t1 = time.perf_counter()
             found: list[DetectedLine] = []
-            degrees = 0
+            degrees, skew = 0, 0.0
             if layer is None and self.options.orientation:
                 degrees, gray, found = upright(gray, self.detect, self.recognize_resized, self.crop_margin)
             elif layer is None:
                 found = self.detect(gray)
+            if layer is None and self.options.level:
+                skew, gray, found = level(gray, found, self.detect)
             detections.append(found)
             prepared.append(gray)
             rotations.append(degrees)
+            skews.append(skew)
             timings.append({"preprocess_ms": (t1 - t0) * 1000, "detect_ms": (time.perf_counter() - t1) * 1000})
         t0 = time.perf_counter()
         crops = [crop_quad(gray, line.quad, self.crop_margin)
@@ -266,7 +272,7 @@ class OcrEngine:
         texts = self.recognize(crops) if crops else []
         per_line_ms = (time.perf_counter() - t0) * 1000 / max(len(crops), 1)
         results, cursor = [], 0
-        for gray, found, timing, degrees, layer in zip(prepared, detections, timings, rotations, layers):
+        for gray, found, timing, degrees, skew, layer in zip(prepared, detections, timings, rotations, skews, layers):
             if layer is not None:
                 degrees = layer.turned
                 lines = [RecognizedLine(line.text, 1.0, line.quad) for line in layer.lines]
@@ -280,8 +286,10 @@ class OcrEngine:
             fields = self.fields.extract([(line.text, line.quad) for line in lines], (gray.shape[1], gray.shape[0]))
             timing["fields_ms"] = (time.perf_counter() - t0) * 1000
             warnings = [f"page turned {degrees} degrees clockwise to read it upright"] if degrees else []
+            if skew:
+                warnings.append(f"page turned {skew:.1f} degrees clockwise to level its lines")
             results.append(PageResult(lines, {k: round(v, 2) for k, v in timing.items()}, warnings, fields, degrees,
-                                      "ocr" if layer is None else "pdf-text"))
+                                      "ocr" if layer is None else "pdf-text", round(skew, 2)))
         return results
 
     def read_document_bytes(self, data: bytes, limits: LimitSettings = LimitSettings()) -> list[PageResult]:

@@ -1,0 +1,72 @@
+"""Pages in any orientation and a few degrees askew are read upright and level."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from models.detection.geometry import rect_quad
+from models.detection.postprocess import DetectedLine
+from models.engine.orientation import turn
+from models.engine.predictor import EngineOptions, OcrEngine
+from models.engine.skew import level_page, line_skew
+from producers.samples import sample_bill_lines, sample_bills
+
+
+@pytest.fixture(scope="module")
+def engine() -> OcrEngine:
+    return OcrEngine.load(options=EngineOptions(backend="onnx-int8"))
+
+
+def bill_page(index: int = 0) -> np.ndarray:
+    page = cv2.imdecode(np.frombuffer(sample_bills(index + 1, run=3)[index], np.uint8), cv2.IMREAD_GRAYSCALE)
+    assert page is not None
+    return page
+
+
+def leaning(degrees: float, widths: list[float], height: float = 20.0) -> list[DetectedLine]:
+    """Lines leaning ``degrees`` counter-clockwise as seen on the page."""
+    ux = np.array([np.cos(np.radians(degrees)), -np.sin(np.radians(degrees))], np.float32)
+    uy = np.array([-ux[1], ux[0]], np.float32)
+    return [DetectedLine(rect_quad(np.array([300.0, 50.0 + 40 * i], np.float32), ux, uy, w, height), 0.9)
+            for i, w in enumerate(widths)]
+
+
+def test_the_lean_is_the_width_weighted_median_of_the_long_lines() -> None:
+    assert line_skew(leaning(4.0, [300, 250, 200, 40])) == pytest.approx(4.0, abs=0.05)
+    assert line_skew(leaning(-2.5, [300, 250, 200])) == pytest.approx(-2.5, abs=0.05)
+    mixed = leaning(3.0, [400, 350]) + leaning(-6.0, [60, 70])  # short lines carry less weight
+    assert line_skew(mixed + leaning(3.0, [300])) == pytest.approx(3.0, abs=0.05)
+    assert line_skew(leaning(4.0, [300, 250])) == 0.0  # two long lines are no evidence
+    assert line_skew(leaning(4.0, [30, 25, 20, 35])) == 0.0  # words, not lines
+
+
+def test_levelling_grows_the_canvas_so_no_print_is_cut() -> None:
+    page = np.full((200, 100), 255, np.uint8)
+    page[:, :5] = 0  # ink along the left edge
+    levelled = level_page(page, 10.0)
+    assert levelled.shape[0] > 200 and levelled.shape[1] > 100
+    assert (levelled < 128).sum() == pytest.approx((page < 128).sum(), rel=0.1)
+
+
+@pytest.mark.parametrize("degrees", [90, 180, 270])
+def test_a_turned_page_is_read_upright(engine: OcrEngine, degrees: int) -> None:
+    result = engine.read_pages([turn(bill_page(), degrees)])[0]
+    assert result.rotation == (360 - degrees) % 360
+    assert sample_bill_lines(0, run=3)[0] in result.text
+    assert result.warnings == [f"page turned {result.rotation} degrees clockwise to read it upright"]
+
+
+@pytest.mark.parametrize("lean", [4.0, -3.0])
+def test_a_page_a_few_degrees_askew_is_levelled_and_read_in_order(engine: OcrEngine, lean: float) -> None:
+    result = engine.read_pages([level_page(bill_page(1), -lean)])[0]  # turned counter-clockwise by ``lean``
+    assert result.skew == pytest.approx(lean, abs=0.7) and result.rotation == 0
+    assert any("to level its lines" in warning for warning in result.warnings)
+    printed = sample_bill_lines(1, run=3)
+    assert [line.text for line in result.lines][:3] == printed[:3]
+    assert result.fields["company"].text == printed[0] and "total" in result.fields
+
+
+def test_an_upright_page_is_not_turned(engine: OcrEngine) -> None:
+    result = engine.read_pages([bill_page(2)])[0]
+    assert result.rotation == 0 and result.skew == 0.0 and result.warnings == []
