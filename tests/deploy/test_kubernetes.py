@@ -142,6 +142,10 @@ def test_each_overlay_does_what_it_is_for() -> None:
     assert _container(by_kind(gpu, "Deployment")["billstream-api"])["image"].endswith("-cpu")
     cpu_worker = _container(by_kind(prod, "Deployment")["billstream-worker"])
     assert "nvidia.com/gpu" not in cpu_worker["resources"].get("limits", {})
+    for docs in (dev, prod, gpu):  # a worker's engine threads are the cores it asks for
+        container = _container(by_kind(docs, "Deployment")["billstream-worker"])
+        threads = {e["name"]: e.get("value") for e in container["env"]}["BILLSTREAM_WORKER__THREADS"]
+        assert threads == container["resources"]["requests"]["cpu"]
     for docs in (prod, gpu):  # least privilege: each component's own credential, made by the grant Job
         workloads = by_kind(docs, "Deployment") | by_kind(docs, "StatefulSet")
         secrets = {name: [ref["secretRef"]["name"] for ref in _container(w)["envFrom"] if "secretRef" in ref]
