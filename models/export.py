@@ -1,5 +1,4 @@
-"""Export the shipped weights to ONNX (and an int8 recognizer, see :mod:`models.quantize`)
-for the CPU serving path.
+"""Export the shipped weights to ONNX (and an int8 recognizer) for the CPU serving path.
 
 The ``.npz`` weights in models/weights/ are the source of truth; ONNX files are derived,
 written to the user cache under the model version, and re-made when missing.
@@ -14,23 +13,30 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from models.manifest import WEIGHTS_DIR, model_version, read_manifest
+from models.manifest import WEIGHTS_DIR, WeightsError, read_manifest
 
 if TYPE_CHECKING:
     from models.networks import Networks
 
 DEFAULT_CACHE = Path.home() / ".cache" / "billstream" / "onnx"
+EXPORT_REVISION = 1  # raised with any change to how the files are made
 
 
 def onnx_paths(manifest: dict[str, Any], out_root: Path = DEFAULT_CACHE) -> dict[str, Path]:
-    """Where the export of these weights lies (made or not): under their model version."""
-    out = out_root / model_version(manifest)
-    return {"detector": out / "detector.onnx", "recognizer": out / "crnn.onnx", "recognizer_int8": out / "crnn.int8-static.onnx"}
+    """Where the export of these weights lies (made or not): under the networks' hashes and
+    the export's revision (the text-shaping settings, the LM and the key-field models do not
+    change the ONNX files)."""
+    try:
+        networks = f"{manifest['detector']['sha256'][:8]}.{manifest['recognizer']['sha256'][:8]}"
+    except KeyError as exc:
+        raise WeightsError(f"model manifest lacks the {exc.args[0]} entry") from exc
+    out = out_root / f"{networks}.export{EXPORT_REVISION}"
+    return {"detector": out / "detector.onnx", "recognizer": out / "crnn.onnx", "recognizer_int8": out / "crnn.int8.onnx"}
 
 
 def export_onnx(weights_dir: Path = WEIGHTS_DIR, out_root: Path = DEFAULT_CACHE, *,
                 networks: Networks | None = None) -> dict[str, Path]:
-    """Paths of detector.onnx, crnn.onnx and crnn.int8-static.onnx for the shipped weights
+    """Paths of detector.onnx, crnn.onnx and crnn.int8.onnx for the shipped weights
     (``networks``: already loaded from ``weights_dir``, to skip loading them again)."""
     import torch
 
@@ -55,9 +61,11 @@ def export_onnx(weights_dir: Path = WEIGHTS_DIR, out_root: Path = DEFAULT_CACHE,
         torch.onnx.export(recognizer, (torch.rand(2, 1, 32, 128),), str(tmp["recognizer"]), input_names=["images"],
                           output_names=["log_probs"], opset_version=17, dynamo=False,
                           dynamic_axes={"images": {0: "batch", 3: "width"}, "log_probs": {0: "steps", 1: "batch"}})
-    from models.quantize import quantize_recognizer
+    from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_recognizer(tmp["recognizer"], tmp["recognizer_int8"])
+    # int8 weights for the sequence model and classifier; convolutions stay float (ConvInteger is slow on CPU)
+    quantize_dynamic(str(tmp["recognizer"]), str(tmp["recognizer_int8"]), weight_type=QuantType.QInt8,
+                     op_types_to_quantize=["LSTM", "MatMul", "Gemm"])
     for name, path in paths.items():
         os.replace(tmp[name], path)
     return paths

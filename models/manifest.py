@@ -55,8 +55,8 @@ def resolve_serving(backend: str, device: str, decoder: str, manifest: dict[str,
 def serving_profile(backend: str, decoder: str, *, half: bool = False, reread: bool = True,
                     orientation: bool = True, level: bool = True) -> str:
     """The serving settings that change the text, resolved: the backend with its precision,
-    and the decoder (``onnx-int8-static.beam``, ``torch-fp16.greedy``)."""
-    precision = {"torch": "fp16" if half else "fp32", "onnx": "fp32", "onnx-int8": "static"}.get(backend)
+    and the decoder (``onnx-int8.beam``, ``torch-fp16.greedy``)."""
+    precision = {"torch": "fp16" if half else "fp32", "onnx": "fp32"}.get(backend)
     name = f"{backend}-{precision}" if precision else backend
     return (f"{name}.{decoder}" + ("" if reread else ".noreread") + ("" if orientation else ".noorient")
             + ("" if level else ".nolevel"))
@@ -73,7 +73,7 @@ def worker_profile(backend: str, device: str, decoder: str, manifest: dict[str, 
 FIELD_SETTINGS = ("threshold", "extend", "total_currency")
 FIELD_RULES_REVISION = 2
 # the revision of the page steps in code (turning upright, levelling), raised likewise
-PAGE_RULES_REVISION = 1
+PAGE_RULES_REVISION = 2
 
 
 def model_version(manifest: dict[str, Any], profile: str | None = None) -> str:

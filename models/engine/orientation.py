@@ -6,7 +6,12 @@ upside down reads as nonsense: the recognizer is far more confident about its wi
 turned 180 degrees than as they are (about 0.97 against 0.75, measured on the training
 receipts' orientations). So: detect; when the boxes stand tall, or no reading is confident
 either way, try the page turned a quarter too; read the few widest lines as they are and
-turned over; keep the turn whose reading is most confident.
+turned over; keep the turn whose reading is most confident. Two guards against turning an
+upright page (5 of the 276 upright receipts were turned without them): a page that reads
+surely as it came stays a candidate though its boxes stand tall (a narrow till roll of
+short lines), and when no turn reads surely the page is left as it came (faint print, or
+a ghost of another receipt printed upside down at its foot). Measured on 232 training
+receipts upright and 80 of them turned each way: 6 wrong turns of 472 before, none after.
 """
 from __future__ import annotations
 
@@ -20,7 +25,8 @@ from models.detection.postprocess import DetectedLine
 from models.preprocess import crop_quad, resize_to_height
 
 SIDEWAYS_RATIO = 0.4  # median box height / width above this: the text runs up or down the page
-SURE = 0.6  # a mean confidence below this, either way up, is no answer
+SURE = 0.6  # a mean confidence below this, either way up, is no answer; no turn that sure: none
+KEEP_SURE = 0.8  # read this surely as it came, a page is a candidate as it is even with tall boxes
 FLIP_MARGIN = 0.05  # turned over must read this much more surely to count as upside down
 SAMPLE_LINES = 3
 SAMPLE_WIDTH = 256  # pixels of each sampled line read (at the recognizer's 32 px height): enough to tell
@@ -59,24 +65,35 @@ def look(page: np.ndarray, detect: Callable[[np.ndarray], list[DetectedLine]],
     return Look(lines, ratio, upright, over)
 
 
+def decide(first: Look, second: Look | None) -> int:
+    """Degrees to turn the page clockwise, from its look as it came (``first``) and turned a
+    quarter (``second``; None when ``first`` settles it)."""
+    if first.ratio < SIDEWAYS_RATIO and max(first.upright, first.over) >= SURE:
+        return 180 if first.over > first.upright + FLIP_MARGIN else 0
+    if second is None:
+        raise ValueError("the page needs its quarter-turned look")
+    options = [(first.upright, 0), (first.over - FLIP_MARGIN, 180), (second.upright, 90),
+               (second.over - FLIP_MARGIN, 270)]
+    if first.ratio >= SIDEWAYS_RATIO and second.lines and max(first.upright, first.over) < KEEP_SURE:
+        options = options[2:]  # boxes standing tall, and no sure reading as it came: not upright or upside down
+    confidence, degrees = max(options)
+    return degrees if confidence >= SURE else 0  # no turn reads surely: the page stays as it came
+
+
 def upright(page: np.ndarray, detect: Callable[[np.ndarray], list[DetectedLine]],
             read: Callable[[list[np.ndarray]], list[tuple[str, float]]], margin: float
             ) -> tuple[int, np.ndarray, list[DetectedLine]]:
     """(degrees turned clockwise, the upright page, its detected lines)."""
     first = look(page, detect, read, margin)
-    if first.ratio < SIDEWAYS_RATIO and max(first.upright, first.over) >= SURE:
-        if first.over > first.upright + FLIP_MARGIN:
-            flipped = turn(page, 180)
-            return 180, flipped, detect(flipped)
+    quarter = None
+    second = None
+    if not (first.ratio < SIDEWAYS_RATIO and max(first.upright, first.over) >= SURE):
+        quarter = turn(page, 90)
+        second = look(quarter, detect, read, margin)
+    degrees = decide(first, second)
+    if degrees == 0:
         return 0, page, first.lines
-    quarter = turn(page, 90)
-    second = look(quarter, detect, read, margin)
-    options = [(first.upright, 0, page, first.lines), (first.over - FLIP_MARGIN, 180, None, None),
-               (second.upright, 90, quarter, second.lines), (second.over - FLIP_MARGIN, 270, None, None)]
-    if first.ratio >= SIDEWAYS_RATIO:  # boxes standing tall: not upright or upside down
-        options = options[2:] if second.lines else options
-    _, degrees, chosen, lines = max(options, key=lambda option: option[0])
-    if chosen is None:
-        chosen = turn(page, degrees)
-        lines = detect(chosen)
-    return degrees, chosen, lines or []
+    if degrees == 90 and quarter is not None and second is not None:
+        return 90, quarter, second.lines
+    turned = turn(page, degrees)
+    return degrees, turned, detect(turned)

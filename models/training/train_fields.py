@@ -32,7 +32,7 @@ from models.fields.amounts import NAMES as AMOUNT_NAMES
 from models.fields.amounts import candidate_features, candidates
 from models.fields.extractor import CLASSES, FIELDS, KeyFieldExtractor, rows_of
 from models.fields.features import NAMES, line_features
-from models.manifest import MANIFEST, WEIGHTS_DIR, read_manifest
+from models.manifest import MANIFEST, PAGE_RULES_REVISION, WEIGHTS_DIR, read_manifest
 from models.spec import load_field_extractor
 from models.training.metrics import KeyFieldMetrics, field_key
 from models.training.receipts import Receipt, load_all, read_val_fold, split_train_val, vendor_key
@@ -61,7 +61,8 @@ def read_receipts(receipts: list[Receipt], threads: int) -> dict[str, dict[str, 
     engine = OcrEngine.load(options=serving_options("onnx-int8", "cpu", threads, "auto"))
     manifest = read_manifest()  # the reading depends on the OCR models, not on the field model
     ocr = ".".join(manifest[k]["sha256"][:8] for k in ("detector", "recognizer", "language_model") if k in manifest)
-    path = CACHE / f"ocr-{ocr}+onnx-int8.beam.jsonl"
+    profile = engine.version.partition("+")[2]  # backend, precision, decoder: they change the reading too
+    path = CACHE / f"ocr-{ocr}.pages{PAGE_RULES_REVISION}+{profile}.jsonl"
     cached: dict[str, dict[str, Any]] = {}
     if path.exists():
         for line in path.read_text().splitlines():

@@ -13,13 +13,13 @@ def test_decoder_backend_and_precision_each_make_another_version() -> None:
                 for backend, half in (("torch", False), ("torch", True), ("onnx", False), ("onnx-int8", False))
                 for decoder in ("beam", "greedy")}
     assert len(versions) == 8
-    assert model_version(manifest, "onnx-int8-static.beam").startswith(model_version(manifest) + "+")
+    assert model_version(manifest, "onnx-int8.beam").startswith(model_version(manifest) + "+")
 
 
 @pytest.mark.parametrize(("settings", "cuda", "profile"), [
-    (("auto", "auto", "auto"), False, "onnx-int8-static.beam"),
+    (("auto", "auto", "auto"), False, "onnx-int8.beam"),
     (("auto", "auto", "auto"), True, "torch-fp16.beam"),
-    (("auto", "cpu", "greedy"), True, "onnx-int8-static.greedy"),
+    (("auto", "cpu", "greedy"), True, "onnx-int8.greedy"),
     (("torch", "cpu", "auto"), False, "torch-fp32.beam"),
 ])
 def test_the_stream_app_resolves_the_profile_its_workers_serve(settings: tuple[str, str, str], cuda: bool,

@@ -7,7 +7,7 @@ import pytest
 
 from models.detection.geometry import rect_quad
 from models.detection.postprocess import DetectedLine
-from models.engine.orientation import turn
+from models.engine.orientation import Look, decide, turn
 from models.engine.predictor import EngineOptions, OcrEngine
 from models.engine.skew import level_page, line_skew
 from producers.samples import sample_bill_lines, sample_bills
@@ -47,6 +47,24 @@ def test_levelling_grows_the_canvas_so_no_print_is_cut() -> None:
     levelled = level_page(page, 10.0)
     assert levelled.shape[0] > 200 and levelled.shape[1] > 100
     assert (levelled < 128).sum() == pytest.approx((page < 128).sum(), rel=0.1)
+
+
+def looked(ratio: float, upright: float, over: float) -> Look:
+    line = DetectedLine(np.zeros((4, 2), np.float32), 0.9)
+    return Look([line], ratio, upright, over)
+
+
+@pytest.mark.parametrize(("first", "second", "degrees"), [
+    (looked(0.25, 0.97, 0.70), None, 0),  # upright, sure: no quarter look needed
+    (looked(0.25, 0.72, 0.96), None, 180),  # reads surely turned over
+    (looked(0.70, 0.40, 0.35), looked(0.25, 0.95, 0.60), 90),  # tall boxes; a quarter turn reads
+    (looked(0.70, 0.40, 0.35), looked(0.25, 0.55, 0.93), 270),
+    (looked(0.42, 0.97, 0.67), looked(0.30, 0.70, 0.60), 0),  # a narrow roll with tall boxes that reads surely as it is
+    (looked(0.32, 0.27, 0.34), looked(0.50, 0.30, 0.20), 0),  # nothing reads surely: left as it came
+])
+def test_the_turn_is_the_surest_reading_and_an_unsure_page_is_left_alone(first: Look, second: Look | None,
+                                                                         degrees: int) -> None:
+    assert decide(first, second) == degrees
 
 
 @pytest.mark.parametrize("degrees", [90, 180, 270])

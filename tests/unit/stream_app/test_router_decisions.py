@@ -16,7 +16,7 @@ from inference_worker import results
 from stream_app.router import KIND, RESULT, SUBMITTED, ImageRouter
 from tests.support.fakes import FakeConsumer, FakeMessage, FakeTransactions
 
-VERSION = "aaaa.bbbb.cccc.dddd+onnx-int8-static.beam"
+VERSION = "aaaa.bbbb.cccc.dddd+onnx-int8.beam"
 PARTITIONS = 4
 
 
