@@ -2,6 +2,9 @@
 
 The core keeps the middle ``CORE_HEIGHT`` of a line's height and loses ``SIDE_TRIM`` x
 height at each end, so neighbouring lines on a dense receipt never touch in the target.
+A short token (a lone quantity "1", a ":") would lose its whole width that way and never
+be a target, so a core is at least ``MIN_CORE_WIDTH`` of its height wide (at most the
+token's own width); unclipped, such a box comes out a little wider than its token.
 """
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import numpy as np
 
 CORE_HEIGHT = 0.5
 SIDE_TRIM = 0.25
+MIN_CORE_WIDTH = 0.25
 
 
 def quad_frame(quad: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float]:
@@ -30,7 +34,7 @@ def rect_quad(centre: np.ndarray, ux: np.ndarray, uy: np.ndarray, width: float, 
 
 def shrink(quad: np.ndarray) -> np.ndarray | None:
     centre, ux, uy, width, height = quad_frame(quad)
-    core_w = width - 2 * SIDE_TRIM * height
+    core_w = max(width - 2 * SIDE_TRIM * height, min(width, MIN_CORE_WIDTH * height))
     if height < 2 or core_w < 1:
         return None
     return rect_quad(centre, ux, uy, core_w, height * CORE_HEIGHT)

@@ -21,7 +21,20 @@ def test_unclip_inverts_shrink() -> None:
     core = shrink(quad)
     assert core is not None
     np.testing.assert_allclose(unclip(core), quad, atol=1e-3)
-    assert shrink(rect(0, 0, 5, 30)) is None  # too short to have a core
+    assert shrink(rect(0, 0, 5, 1.5)) is None  # too thin to have a core
+
+
+@pytest.mark.parametrize("width", [6.0, 12.0, 20.0])
+def test_a_lone_short_token_keeps_a_core(width: float) -> None:
+    """A quantity "1" or a ":" 30 px high is a target too, and unclips to a box around it."""
+    core = shrink(rect(100, 0, 100 + width, 30))
+    assert core is not None
+    core_width = float(core[:, 0].max() - core[:, 0].min())
+    assert core_width == pytest.approx(min(width, 0.25 * 30), abs=1e-3)
+    box = unclip(core)
+    assert box[:, 0].min() < 100 and box[:, 0].max() > 100 + width  # covers the token, a little wider
+    mask = core_mask((40, 200), [rect(100, 5, 100 + width, 35)])
+    assert mask.sum() > 0
 
 
 def test_cores_of_adjacent_lines_do_not_touch() -> None:
