@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 MIN_CHARACTERS = 3
+MAX_CHARACTERS = 100_000  # more is no bill; the picture is read instead, at the engine's pace
 MIN_PRINTABLE_SHARE = 0.95
 MAX_PICTURE_SHARE = 0.5
 COLUMN_GAP = 1.5  # pieces of a row further apart than this many line heights are separate lines
@@ -53,6 +54,8 @@ def page_text(page: Any, scale: float) -> PageText | None:
         return None
     textpage = page.get_textpage()
     try:
+        if textpage.count_chars() > MAX_CHARACTERS:
+            return None
         turned = _upright_turn(page, textpage)
         width, height = math.ceil(page.get_width() * scale), math.ceil(page.get_height() * scale)
         size_px = (height, width) if turned in (90, 270) else (width, height)

@@ -85,8 +85,8 @@ def upright(page: np.ndarray, detect: Callable[[np.ndarray], list[DetectedLine]]
             ) -> tuple[int, np.ndarray, list[DetectedLine]]:
     """(degrees turned clockwise, the upright page, its detected lines)."""
     first = look(page, detect, read, margin)
-    quarter = None
-    second = None
+    quarter: np.ndarray | None = None
+    second: Look | None = None
     if not (first.ratio < SIDEWAYS_RATIO and max(first.upright, first.over) >= SURE):
         quarter = turn(page, 90)
         second = look(quarter, detect, read, margin)

@@ -247,6 +247,8 @@ class OcrEngine:
         """OCR a batch of decoded pages (grayscale or BGR uint8); line crops of all pages
         are recognised together, batched by width. A page with a text layer (a born-digital
         PDF's own lines) is not read: its lines are taken as they are, with confidence 1."""
+        if text_layers is not None and len(text_layers) != len(pages):
+            raise ValueError(f"{len(text_layers)} text layers for {len(pages)} pages")
         layers = text_layers or [None] * len(pages)
         prepared, detections, timings, rotations, skews = [], [], [], [], []
         for page, layer in zip(pages, layers):

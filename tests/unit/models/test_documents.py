@@ -81,6 +81,14 @@ def test_a_text_layer_that_is_not_sane_or_visible_is_left_to_ocr(make) -> None: 
     assert decode_document(make(), LimitSettings()).text_layers == [None]
 
 
+def test_a_page_with_more_text_than_a_bill_is_read_as_a_picture(monkeypatch: pytest.MonkeyPatch) -> None:
+    import models.pdf_text
+
+    assert decode_document(text_pdf(TEXT_BILL), LimitSettings()).text_layers != [None]
+    monkeypatch.setattr(models.pdf_text, "MAX_CHARACTERS", 20)  # the bill has 45
+    assert decode_document(text_pdf(TEXT_BILL), LimitSettings()).text_layers == [None]
+
+
 def test_the_text_layer_can_be_turned_off_and_a_mixed_bill_says_so(engine) -> None:  # type: ignore[no-untyped-def]
     from models.bill import merge_pages
 
