@@ -73,7 +73,7 @@ def worker_profile(backend: str, device: str, decoder: str, manifest: dict[str, 
 FIELD_SETTINGS = ("threshold", "extend", "total_currency")
 FIELD_RULES_REVISION = 2
 # the revision of the page steps in code (turning upright, levelling), raised likewise
-PAGE_RULES_REVISION = 2
+PAGE_RULES_REVISION = 3
 
 
 def model_version(manifest: dict[str, Any], profile: str | None = None) -> str:

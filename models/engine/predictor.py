@@ -7,6 +7,7 @@ its 600+ MB (the export, made once per model version, runs in a child process).
 """
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 import time
@@ -25,7 +26,7 @@ from models.engine.cpu_slot import CpuSlot, default_slot_path
 from models.engine.orientation import upright
 from models.engine.reread import RereadConfig, reread
 from models.engine.runners import OnnxRunner, Runner
-from models.engine.skew import level
+from models.engine.skew import level, unlevel
 from models.export import onnx_paths
 from models.fields.extractor import KeyField, KeyFieldExtractor
 from models.intake import decode_image
@@ -256,17 +257,19 @@ class OcrEngine:
             gray = page if layer is not None else prepare_page(page, self.options.preprocess)
             t1 = time.perf_counter()
             found: list[DetectedLine] = []
-            degrees, skew = 0, 0.0
+            degrees = 0
             if layer is None and self.options.orientation:
                 degrees, gray, found = upright(gray, self.detect, self.recognize_resized, self.crop_margin)
             elif layer is None:
                 found = self.detect(gray)
+            levelled = None
             if layer is None and self.options.level:
-                skew, gray, found = level(gray, found, self.detect)
+                levelled = level(gray, found, self.detect)
+                gray, found = levelled.page, levelled.lines
             detections.append(found)
             prepared.append(gray)
             rotations.append(degrees)
-            skews.append(skew)
+            skews.append(levelled)
             timings.append({"preprocess_ms": (t1 - t0) * 1000, "detect_ms": (time.perf_counter() - t1) * 1000})
         t0 = time.perf_counter()
         crops = [crop_quad(gray, line.quad, self.crop_margin)
@@ -274,7 +277,7 @@ class OcrEngine:
         texts = self.recognize(crops) if crops else []
         per_line_ms = (time.perf_counter() - t0) * 1000 / max(len(crops), 1)
         results, cursor = [], 0
-        for gray, found, timing, degrees, skew, layer in zip(prepared, detections, timings, rotations, skews, layers):
+        for gray, found, timing, degrees, levelled, layer in zip(prepared, detections, timings, rotations, skews, layers):
             if layer is not None:
                 degrees = layer.turned
                 lines = [RecognizedLine(line.text, 1.0, line.quad) for line in layer.lines]
@@ -288,10 +291,14 @@ class OcrEngine:
             fields = self.fields.extract([(line.text, line.quad) for line in lines], (gray.shape[1], gray.shape[0]))
             timing["fields_ms"] = (time.perf_counter() - t0) * 1000
             warnings = [f"page turned {degrees} degrees clockwise to read it upright"] if degrees else []
-            if skew:
-                warnings.append(f"page turned {skew:.1f} degrees clockwise to level its lines")
+            skew = 0.0
+            if levelled is not None and levelled.matrix is not None:  # boxes back onto the page as it came
+                skew = round(levelled.angle, 2)
+                lines, fields = _unlevelled(lines, fields, levelled.matrix)
+                warnings.append(f"page read turned {skew:.1f} degrees clockwise to level its lines; "
+                                "boxes are on the page as it came")
             results.append(PageResult(lines, {k: round(v, 2) for k, v in timing.items()}, warnings, fields, degrees,
-                                      "ocr" if layer is None else "pdf-text", round(skew, 2)))
+                                      "ocr" if layer is None else "pdf-text", skew))
         return results
 
     def read_document_bytes(self, data: bytes, limits: LimitSettings = LimitSettings()) -> list[PageResult]:
@@ -314,3 +321,13 @@ class OcrEngine:
         result.timings_ms = {"decode_ms": round(decode_ms, 2), **result.timings_ms}
         result.warnings.extend(decoded.warnings)
         return result
+
+
+def _unlevelled(lines: list[RecognizedLine], fields: dict[str, KeyField], matrix: np.ndarray
+                ) -> tuple[list[RecognizedLine], dict[str, KeyField]]:
+    """Lines and field boxes read on a levelled page, mapped back onto the page as it came."""
+    back = [RecognizedLine(line.text, line.confidence, unlevel(line.quad, matrix)) for line in lines]
+    moved = {name: dataclasses.replace(found, boxes=tuple(tuple(round(float(v), 1) for v in back[i].quad.reshape(-1))
+                                                        for i in found.lines))
+             for name, found in fields.items()}
+    return back, moved

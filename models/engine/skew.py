@@ -5,11 +5,13 @@ output: the width-weighted median angle of the long lines. Only a page whose lin
 more than ``MIN_ANGLE`` is turned (on a canvas grown so no corner is cut) and detected
 again; an upright page costs a median. Skew makes rows of a long receipt interleave in
 reading order and bends line crops; a Hough estimate over the whole page found the same
-angles at a quarter of the engine's time (``bench.preprocess_ablation --skew``).
+angles at a quarter of the engine's time (``bench.preprocess_ablation --skew``). The page
+is read level, and its boxes are mapped back onto the page as it came (:func:`unlevel`).
 """
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -38,21 +40,37 @@ def line_skew(lines: list[DetectedLine]) -> float:
     return float(np.asarray(angles)[order][np.searchsorted(cumulative, cumulative[-1] / 2)])
 
 
-def level_page(page: np.ndarray, angle: float) -> np.ndarray:
-    """The page turned ``angle`` degrees clockwise about its centre, on a white canvas grown to fit."""
+def level_page(page: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarray]:
+    """The page turned ``angle`` degrees clockwise about its centre, on a white canvas grown to
+    fit, and the 2x3 affine map from the page's pixels to the canvas's."""
     h, w = page.shape[:2]
     matrix = cv2.getRotationMatrix2D((w / 2, h / 2), -angle, 1.0)
     cos, sin = abs(matrix[0, 0]), abs(matrix[0, 1])
     size = (int(np.ceil(h * sin + w * cos)), int(np.ceil(h * cos + w * sin)))
     matrix[:, 2] += ((size[0] - w) / 2, (size[1] - h) / 2)
-    return cv2.warpAffine(page, matrix, size, flags=cv2.INTER_LINEAR, borderValue=255)
+    return cv2.warpAffine(page, matrix, size, flags=cv2.INTER_LINEAR, borderValue=255), matrix
+
+
+def unlevel(quad: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """A quad on the levelled canvas, back on the page as it came (``matrix``: from :func:`level_page`)."""
+    back = cv2.invertAffineTransform(matrix)
+    points = np.asarray(quad, np.float32).reshape(4, 2)
+    return (points @ back[:, :2].T + back[:, 2]).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Levelled:
+    angle: float  # degrees turned clockwise; 0: the page was level enough and is unchanged
+    page: np.ndarray
+    lines: list[DetectedLine]
+    matrix: np.ndarray | None  # page → levelled canvas; None when not turned
 
 
 def level(page: np.ndarray, lines: list[DetectedLine], detect: Callable[[np.ndarray], list[DetectedLine]]
-          ) -> tuple[float, np.ndarray, list[DetectedLine]]:
-    """(degrees turned clockwise, the levelled page, its lines); (0, page, lines) when level enough."""
+          ) -> Levelled:
+    """The page levelled and its lines detected again, or as it is when level enough."""
     angle = line_skew(lines)
     if not MIN_ANGLE <= abs(angle) <= MAX_ANGLE:
-        return 0.0, page, lines
-    levelled = level_page(page, angle)
-    return angle, levelled, detect(levelled)
+        return Levelled(0.0, page, lines, None)
+    levelled, matrix = level_page(page, angle)
+    return Levelled(angle, levelled, detect(levelled), matrix)

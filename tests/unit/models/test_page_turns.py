@@ -9,7 +9,7 @@ from models.detection.geometry import rect_quad
 from models.detection.postprocess import DetectedLine
 from models.engine.orientation import Look, decide, turn
 from models.engine.predictor import EngineOptions, OcrEngine
-from models.engine.skew import level_page, line_skew
+from models.engine.skew import level_page, line_skew, unlevel
 from producers.samples import sample_bill_lines, sample_bills
 
 
@@ -41,12 +41,15 @@ def test_the_lean_is_the_width_weighted_median_of_the_long_lines() -> None:
     assert line_skew(leaning(4.0, [30, 25, 20, 35])) == 0.0  # words, not lines
 
 
-def test_levelling_grows_the_canvas_so_no_print_is_cut() -> None:
+def test_levelling_grows_the_canvas_so_no_print_is_cut_and_maps_boxes_back() -> None:
     page = np.full((200, 100), 255, np.uint8)
     page[:, :5] = 0  # ink along the left edge
-    levelled = level_page(page, 10.0)
+    levelled, matrix = level_page(page, 10.0)
     assert levelled.shape[0] > 200 and levelled.shape[1] > 100
     assert (levelled < 128).sum() == pytest.approx((page < 128).sum(), rel=0.1)
+    corners = np.array([[0, 0], [100, 0], [100, 200], [0, 200]], np.float32)
+    on_canvas = corners @ matrix[:, :2].T + matrix[:, 2]
+    np.testing.assert_allclose(unlevel(on_canvas, matrix), corners, atol=1e-3)
 
 
 def looked(ratio: float, upright: float, over: float) -> Look:
@@ -77,12 +80,22 @@ def test_a_turned_page_is_read_upright(engine: OcrEngine, degrees: int) -> None:
 
 @pytest.mark.parametrize("lean", [4.0, -3.0])
 def test_a_page_a_few_degrees_askew_is_levelled_and_read_in_order(engine: OcrEngine, lean: float) -> None:
-    result = engine.read_pages([level_page(bill_page(1), -lean)])[0]  # turned counter-clockwise by ``lean``
+    skewed, _ = level_page(bill_page(1), -lean)  # turned counter-clockwise by ``lean``
+    result = engine.read_pages([skewed])[0]
     assert result.skew == pytest.approx(lean, abs=0.7) and result.rotation == 0
     assert any("to level its lines" in warning for warning in result.warnings)
     printed = sample_bill_lines(1, run=3)
     assert [line.text for line in result.lines][:3] == printed[:3]
     assert result.fields["company"].text == printed[0] and "total" in result.fields
+    for line in result.lines:  # boxes on the page as it came: leaning with its print, over ink
+        (left, top), (right, bottom) = line.quad.min(axis=0).astype(int), line.quad.max(axis=0).astype(int)
+        assert 0 <= left < right <= skewed.shape[1] and 0 <= top < bottom <= skewed.shape[0]
+        assert skewed[top:bottom, left:right].min() < 128
+        top_edge = line.quad[1] - line.quad[0]
+        if top_edge[0] > 100:
+            assert np.degrees(np.arctan2(-top_edge[1], top_edge[0])) == pytest.approx(lean, abs=1.0)
+    company = result.fields["company"]
+    assert list(company.boxes[0]) == [round(float(v), 1) for v in result.lines[company.lines[0]].quad.reshape(-1)]
 
 
 def test_an_upright_page_is_not_turned(engine: OcrEngine) -> None:
