@@ -74,6 +74,8 @@ class PageResult:
     rotation: int = 0  # degrees the page was turned clockwise to read it; boxes are on the turned page
     source: str = "ocr"  # or pdf-text: the lines are the PDF's own text
     skew: float = 0.0  # degrees the page was then turned clockwise to level its lines
+    level_matrix: np.ndarray | None = None  # 2x3, the page as it came → the levelled page it was read on
+    read_size: tuple[int, int] = (0, 0)  # (width, height) of the page as read: the key fields' frame
 
     @property
     def text(self) -> str:
@@ -298,7 +300,9 @@ class OcrEngine:
                 warnings.append(f"page read turned {skew:.1f} degrees clockwise to level its lines; "
                                 "boxes are on the page as it came")
             results.append(PageResult(lines, {k: round(v, 2) for k, v in timing.items()}, warnings, fields, degrees,
-                                      "ocr" if layer is None else "pdf-text", skew))
+                                      "ocr" if layer is None else "pdf-text", skew,
+                                      levelled.matrix if levelled is not None else None,
+                                      (gray.shape[1], gray.shape[0])))
         return results
 
     def read_document_bytes(self, data: bytes, limits: LimitSettings = LimitSettings()) -> list[PageResult]:

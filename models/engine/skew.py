@@ -51,11 +51,15 @@ def level_page(page: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarray]:
     return cv2.warpAffine(page, matrix, size, flags=cv2.INTER_LINEAR, borderValue=255), matrix
 
 
+def onto_level(quad: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """A quad on the page as it came, on the levelled canvas (``matrix``: from :func:`level_page`)."""
+    points = np.asarray(quad, np.float32).reshape(4, 2)
+    return (points @ matrix[:, :2].T + matrix[:, 2]).astype(np.float32)
+
+
 def unlevel(quad: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     """A quad on the levelled canvas, back on the page as it came (``matrix``: from :func:`level_page`)."""
-    back = cv2.invertAffineTransform(matrix)
-    points = np.asarray(quad, np.float32).reshape(4, 2)
-    return (points @ back[:, :2].T + back[:, 2]).astype(np.float32)
+    return onto_level(quad, cv2.invertAffineTransform(matrix))
 
 
 @dataclass(frozen=True)

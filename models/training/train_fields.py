@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from models.engine.skew import onto_level
 from models.fields.amounts import NAMES as AMOUNT_NAMES
 from models.fields.amounts import candidate_features, candidates
 from models.fields.extractor import CLASSES, FIELDS, KeyFieldExtractor, rows_of
@@ -74,8 +75,11 @@ def read_receipts(receipts: list[Receipt], threads: int) -> dict[str, dict[str, 
         for n, receipt in enumerate(missing, 1):
             image = decode_image(receipt.image_path.read_bytes(), LimitSettings())
             page = engine.read_pages([image.gray])[0]
-            entry = {"name": receipt.name, "size": [image.gray.shape[1], image.gray.shape[0]],
-                     "lines": [[line.text, line.quad.reshape(-1).tolist()] for line in page.lines]}
+            # the lines as the extractor sees them when serving: on the page as read (levelled)
+            quads = [line.quad if page.level_matrix is None else onto_level(line.quad, page.level_matrix)
+                     for line in page.lines]
+            entry = {"name": receipt.name, "size": list(page.read_size),
+                     "lines": [[line.text, quad.reshape(-1).tolist()] for line, quad in zip(page.lines, quads)]}
             out.write(json.dumps(entry) + "\n")
             cached[receipt.name] = entry
             print(f"\rreading receipts: {n}/{len(missing)}", end="", file=sys.stderr, flush=True)

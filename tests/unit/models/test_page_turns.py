@@ -9,7 +9,7 @@ from models.detection.geometry import rect_quad
 from models.detection.postprocess import DetectedLine
 from models.engine.orientation import Look, decide, turn
 from models.engine.predictor import EngineOptions, OcrEngine
-from models.engine.skew import level_page, line_skew, unlevel
+from models.engine.skew import level_page, line_skew, onto_level, unlevel
 from producers.samples import sample_bill_lines, sample_bills
 
 
@@ -94,10 +94,15 @@ def test_a_page_a_few_degrees_askew_is_levelled_and_read_in_order(engine: OcrEng
         top_edge = line.quad[1] - line.quad[0]
         if top_edge[0] > 100:
             assert np.degrees(np.arctan2(-top_edge[1], top_edge[0])) == pytest.approx(lean, abs=1.0)
+    assert result.level_matrix is not None and result.read_size[0] > skewed.shape[1]  # read on a grown canvas
+    level = [onto_level(line.quad, result.level_matrix) for line in result.lines]  # as the key fields saw them
+    assert all(abs(q[1, 1] - q[0, 1]) < 3 for q in level if q[1, 0] - q[0, 0] > 100)
     company = result.fields["company"]
     assert list(company.boxes[0]) == [round(float(v), 1) for v in result.lines[company.lines[0]].quad.reshape(-1)]
 
 
 def test_an_upright_page_is_not_turned(engine: OcrEngine) -> None:
-    result = engine.read_pages([bill_page(2)])[0]
+    page = bill_page(2)
+    result = engine.read_pages([page])[0]
     assert result.rotation == 0 and result.skew == 0.0 and result.warnings == []
+    assert result.level_matrix is None and result.read_size == (page.shape[1], page.shape[0])
