@@ -46,9 +46,9 @@ def page_text(page: Any, scale: float) -> PageText | None:
     """``page``: a pypdfium2 page rendered at ``scale`` pixels a point. None: not usable."""
     import pypdfium2.raw as pdfium_c
 
-    text_objects = list(page.get_objects(filter=(pdfium_c.FPDF_PAGEOBJ_TEXT,), max_depth=4))
-    if not text_objects or all(pdfium_c.FPDFTextObj_GetTextRenderMode(item.raw) == pdfium_c.FPDF_TEXTRENDERMODE_INVISIBLE
-                               for item in text_objects):
+    visible = any(pdfium_c.FPDFTextObj_GetTextRenderMode(item.raw) != pdfium_c.FPDF_TEXTRENDERMODE_INVISIBLE
+                  for item in page.get_objects(filter=(pdfium_c.FPDF_PAGEOBJ_TEXT,), max_depth=4))
+    if not visible:
         return None
     if _picture_share(page) >= MAX_PICTURE_SHARE:
         return None
@@ -93,12 +93,12 @@ def _upright_turn(page: Any, textpage: Any) -> int:
 def _picture_share(page: Any) -> float:
     import pypdfium2.raw as pdfium_c
 
-    width, height = page.get_size()
+    x0, y0, x1, y1 = page.get_cropbox()  # user space, as the pictures' positions (before /Rotate)
     covered = 0.0
     for item in page.get_objects(filter=(pdfium_c.FPDF_PAGEOBJ_IMAGE,), max_depth=4):
         left, bottom, right, top = item.get_pos()
-        covered += max(0.0, min(right, width) - max(left, 0.0)) * max(0.0, min(top, height) - max(bottom, 0.0))
-    return covered / max(width * height, 1e-6)
+        covered += max(0.0, min(right, x1) - max(left, x0)) * max(0.0, min(top, y1) - max(bottom, y0))
+    return covered / max((x1 - x0) * (y1 - y0), 1e-6)
 
 
 def _to_pixels(page: Any, size_px: tuple[int, int], turned: int, x: float, y: float) -> tuple[int, int]:

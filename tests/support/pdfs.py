@@ -21,11 +21,15 @@ def assemble(objects: list[bytes], trailer: bytes = b"") -> bytes:
 
 
 def text_pdf(lines: list[str], size: tuple[int, int] = (300, 400), *, rotate: int = 0,
-             invisible: bool = False) -> bytes:
+             invisible: bool = False, picture: float = 0.0) -> bytes:
     """One page of text in Helvetica 14: a born-digital bill with a text layer. A tab in a
     line starts a second column at x = 200; ``invisible``: render mode 3, as a scanner's OCR
-    layer; ``rotate``: the page's /Rotate."""
-    stream = b"BT /F1 14 Tf %s" % (b"3 Tr " if invisible else b"")
+    layer; ``rotate``: the page's /Rotate; ``picture``: the share of the page a grey picture
+    covers, drawn first, from the bottom."""
+    stream = b""
+    if picture:
+        stream += b"q %d 0 0 %.2f 0 0 cm /Im1 Do Q " % (size[0], size[1] * picture)
+    stream += b"BT /F1 14 Tf %s" % (b"3 Tr " if invisible else b"")
     for number, line in enumerate(lines):
         for x, piece in zip((20, 200), line.split("\t")):
             y = size[1] - 40 - 18 * number
@@ -35,9 +39,11 @@ def text_pdf(lines: list[str], size: tuple[int, int] = (300, 400), *, rotate: in
         b"<< /Type /Catalog /Pages 2 0 R >>",
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
         b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 %d %d] /Rotate %d /Contents 4 0 R "
-        b"/Resources << /Font << /F1 5 0 R >> >> >>" % (*size, rotate),
+        b"/Resources << /Font << /F1 5 0 R >> /XObject << /Im1 6 0 R >> >> >>" % (*size, rotate),
         b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        b"<< /Type /XObject /Subtype /Image /Width 2 /Height 2 /ColorSpace /DeviceGray /BitsPerComponent 8 "
+        b"/Length 4 >>\nstream\n\x80\xc0\xc0\x80\nendstream",
     ])
 
 

@@ -73,12 +73,19 @@ def test_a_rotated_text_page_is_rendered_upright(engine, rotate: int, turned: in
 
 @pytest.mark.parametrize("make", [
     lambda: text_pdf(TEXT_BILL, invisible=True),  # a scanner's hidden OCR layer
+    lambda: text_pdf(TEXT_BILL, picture=0.7),  # the picture is the bill, the text a caption
+    lambda: text_pdf(TEXT_BILL, picture=0.7, rotate=90),
     lambda: text_pdf(["\x01\x02\x03\x04 \x05\x06"]),  # a font with no Unicode map
     lambda: text_pdf(["A"]),  # too little to be a bill's text
     lambda: pages_pdf(sample_bills(1)),  # a picture, no text
 ])
 def test_a_text_layer_that_is_not_sane_or_visible_is_left_to_ocr(make) -> None:  # type: ignore[no-untyped-def]
     assert decode_document(make(), LimitSettings()).text_layers == [None]
+
+
+def test_a_small_picture_beside_the_text_leaves_the_text_layer_in_use() -> None:
+    layer = decode_document(text_pdf(TEXT_BILL, picture=0.3), LimitSettings()).text_layer(0)
+    assert layer is not None and [line.text for line in layer.lines][0] == "BOOK SHOP SDN BHD"
 
 
 def test_a_page_with_more_text_than_a_bill_is_read_as_a_picture(monkeypatch: pytest.MonkeyPatch) -> None:
