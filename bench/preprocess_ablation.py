@@ -30,14 +30,11 @@ class SkewedReader:
         self.name = f"{reader.name}, skewed {angle:+g}"
 
     def _skewed(self, data: bytes) -> bytes:
+        from models.engine.skew import level_page
+
         page = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
         assert page is not None
-        h, w = page.shape
-        matrix = cv2.getRotationMatrix2D((w / 2, h / 2), self.angle, 1.0)
-        cos, sin = abs(matrix[0, 0]), abs(matrix[0, 1])
-        size = (int(h * sin + w * cos) + 1, int(h * cos + w * sin) + 1)
-        matrix[:, 2] += (size[0] - w) / 2, (size[1] - h) / 2
-        turned = cv2.warpAffine(page, matrix, size, flags=cv2.INTER_LINEAR, borderValue=255)
+        turned, _ = level_page(page, -self.angle)  # level_page turns clockwise
         return cv2.imencode(".png", turned)[1].tobytes()
 
     def read_page(self, data: bytes) -> list[tuple[str, np.ndarray]]:
