@@ -6,12 +6,16 @@ the limit (TOO_MANY_PAGES), a page whose rendering would be over the pixel limit
 (IMAGE_TOO_LARGE: a "PDF bomb" declares a huge page in a few bytes), and a file PDFium
 cannot parse, truncated or corrupt (CORRUPT_IMAGE). Pages render at ``pdf_dpi``.
 
+PDFium is not thread-safe (concurrent documents crash the process), and the worker decodes
+its batch's bills on a thread pool: every use of it here holds one process-wide lock.
+
 A born-digital page's own text comes along (see :mod:`models.pdf_text`) when
 ``pdf_text_layer`` is on: the engine then takes its lines instead of reading the picture.
 """
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass, field
 
 from billstream_core.media import sniff_content_type
@@ -20,6 +24,7 @@ from models.intake import DecodedImage, ImageRejected, decode_image
 from models.pdf_text import PageText, page_text
 
 PDF = "application/pdf"
+_PDFIUM = threading.Lock()
 
 
 @dataclass
@@ -46,6 +51,11 @@ def _declares_no_pages(data: bytes) -> bool:
 
 
 def _render_pdf(data: bytes, limits: LimitSettings) -> DecodedDocument:
+    with _PDFIUM:
+        return _render_pdf_locked(data, limits)
+
+
+def _render_pdf_locked(data: bytes, limits: LimitSettings) -> DecodedDocument:
     import pypdfium2 as pdfium
 
     try:

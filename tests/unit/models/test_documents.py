@@ -130,3 +130,31 @@ def test_more_pages_than_the_limit_are_refused_before_rendering() -> None:
 def test_an_image_is_a_one_page_document() -> None:
     document = decode_document(sample_bills(1)[0], LimitSettings())
     assert len(document.pages) == 1 and document.media_type == "image/png"
+
+
+CONCURRENT_DECODING = """
+from concurrent.futures import ThreadPoolExecutor
+from billstream_core.settings import LimitSettings
+from models.documents import decode_document
+from producers.samples import sample_bills
+from tests.support.pdfs import joined_pdf, pages_pdf, text_pdf
+bills = [text_pdf(["SHOP", "TOTAL 1.00"]), pages_pdf(sample_bills(2)),
+         joined_pdf([text_pdf(["A B C"]), pages_pdf(sample_bills(1))])]
+with ThreadPoolExecutor(8) as pool:
+    for _ in range(60):
+        assert all(len(d.pages) for d in pool.map(lambda b: decode_document(b, LimitSettings()), bills * 4))
+"""
+
+
+def test_pdfs_decoded_on_many_threads_at_once_do_not_crash_the_process() -> None:
+    """The worker decodes a batch's bills on a thread pool; PDFium is not thread-safe. Run in a
+    child process, so that a crash is this test's failure and not the whole run's."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    done = subprocess.run([sys.executable, "-c", CONCURRENT_DECODING], cwd=root, capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "PYTHONPATH": str(root)})
+    assert done.returncode == 0, f"concurrent PDF decoding failed (exit {done.returncode}): {done.stderr[-1500:]}"
