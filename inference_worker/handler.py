@@ -113,8 +113,7 @@ class BillHandler:
                 documents = [p.document for p in ready if p.document is not None]
                 layers = [d.text_layer(i) for d in documents for i in range(len(d.pages))]
                 grays = [page.gray for d in documents for page in d.pages]
-                pages = (self.engine.read_pages(grays, layers) if any(layer is not None for layer in layers)
-                         else self.engine.read_pages(grays))
+                pages = self.engine.read_pages(grays, layers)
             except BillstreamError as exc:
                 for p in ready:
                     p.error, p.document = (exc.code if exc.code in results.ERROR_CODES else "INTERNAL", str(exc)), None

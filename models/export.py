@@ -13,7 +13,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from models.manifest import WEIGHTS_DIR, WeightsError, read_manifest
+from models.manifest import WEIGHTS_DIR, network_hashes, read_manifest
 
 if TYPE_CHECKING:
     from models.networks import Networks
@@ -26,11 +26,7 @@ def onnx_paths(manifest: dict[str, Any], out_root: Path = DEFAULT_CACHE) -> dict
     """Where the export of these weights lies (made or not): under the networks' hashes and
     the export's revision (the text-shaping settings, the LM and the key-field models do not
     change the ONNX files)."""
-    try:
-        networks = f"{manifest['detector']['sha256'][:8]}.{manifest['recognizer']['sha256'][:8]}"
-    except KeyError as exc:
-        raise WeightsError(f"model manifest lacks the {exc.args[0]} entry") from exc
-    out = out_root / f"{networks}.export{EXPORT_REVISION}"
+    out = out_root / f"{network_hashes(manifest)}.export{EXPORT_REVISION}"
     return {"detector": out / "detector.onnx", "recognizer": out / "crnn.onnx", "recognizer_int8": out / "crnn.int8.onnx"}
 
 

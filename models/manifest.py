@@ -76,14 +76,22 @@ FIELD_RULES_REVISION = 2
 PAGE_RULES_REVISION = 3
 
 
+def network_hashes(manifest: dict[str, Any]) -> str:
+    """The detector's and recognizer's hashes (8 characters each): what names their exports."""
+    try:
+        return f"{manifest['detector']['sha256'][:8]}.{manifest['recognizer']['sha256'][:8]}"
+    except KeyError as exc:
+        raise WeightsError(f"model manifest lacks the {exc.args[0]} entry") from exc
+
+
 def model_version(manifest: dict[str, Any], profile: str | None = None) -> str:
     """Detector, recognizer (and decoder LM) hashes, a hash of the manifest's settings that
     shape the text (box post-processing, recognizer input, reread, decoder weights, key-field
-    settings and rules, the page steps' revision), then the serving profile: anything that changes the text is a new
-    version, so that results cached under one are never served for another (a beam-search
-    deployment does not answer with a greedy one's text)."""
+    settings and rules, the page steps' revision), then the serving profile: anything that
+    changes the text is a new version, so that results cached under one are never served for
+    another (a beam-search deployment does not answer with a greedy one's text)."""
+    version = network_hashes(manifest)
     try:
-        version = f"{manifest['detector']['sha256'][:8]}.{manifest['recognizer']['sha256'][:8]}"
         if "language_model" in manifest:
             version += f".{manifest['language_model']['sha256'][:8]}"
         if "fields" in manifest:  # the key-field models: their answers are part of the result too

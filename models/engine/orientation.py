@@ -65,10 +65,15 @@ def look(page: np.ndarray, detect: Callable[[np.ndarray], list[DetectedLine]],
     return Look(lines, ratio, upright, over)
 
 
+def settled(first: Look) -> bool:
+    """Whether the page's look as it came decides it: flat boxes, read surely one way up."""
+    return first.ratio < SIDEWAYS_RATIO and max(first.upright, first.over) >= SURE
+
+
 def decide(first: Look, second: Look | None) -> int:
     """Degrees to turn the page clockwise, from its look as it came (``first``) and turned a
-    quarter (``second``; None when ``first`` settles it)."""
-    if first.ratio < SIDEWAYS_RATIO and max(first.upright, first.over) >= SURE:
+    quarter (``second``; None when ``first`` is :func:`settled`)."""
+    if settled(first):
         return 180 if first.over > first.upright + FLIP_MARGIN else 0
     if second is None:
         raise ValueError("the page needs its quarter-turned look")
@@ -87,7 +92,7 @@ def upright(page: np.ndarray, detect: Callable[[np.ndarray], list[DetectedLine]]
     first = look(page, detect, read, margin)
     quarter: np.ndarray | None = None
     second: Look | None = None
-    if not (first.ratio < SIDEWAYS_RATIO and max(first.upright, first.over) >= SURE):
+    if not settled(first):
         quarter = turn(page, 90)
         second = look(quarter, detect, read, margin)
     degrees = decide(first, second)

@@ -253,7 +253,7 @@ class OcrEngine:
         if text_layers is not None and len(text_layers) != len(pages):
             raise ValueError(f"{len(text_layers)} text layers for {len(pages)} pages")
         layers = text_layers or [None] * len(pages)
-        prepared, detections, timings, rotations, skews = [], [], [], [], []
+        prepared, detections, timings, rotations, levels = [], [], [], [], []
         for page, layer in zip(pages, layers):
             t0 = time.perf_counter()
             gray = page if layer is not None else prepare_page(page, self.options.preprocess)
@@ -271,7 +271,7 @@ class OcrEngine:
             detections.append(found)
             prepared.append(gray)
             rotations.append(degrees)
-            skews.append(levelled)
+            levels.append(levelled)
             timings.append({"preprocess_ms": (t1 - t0) * 1000, "detect_ms": (time.perf_counter() - t1) * 1000})
         t0 = time.perf_counter()
         crops = [crop_quad(gray, line.quad, self.crop_margin)
@@ -279,7 +279,7 @@ class OcrEngine:
         texts = self.recognize(crops) if crops else []
         per_line_ms = (time.perf_counter() - t0) * 1000 / max(len(crops), 1)
         results, cursor = [], 0
-        for gray, found, timing, degrees, levelled, layer in zip(prepared, detections, timings, rotations, skews, layers):
+        for gray, found, timing, degrees, levelled, layer in zip(prepared, detections, timings, rotations, levels, layers):
             if layer is not None:
                 degrees = layer.turned
                 lines = [RecognizedLine(line.text, 1.0, line.quad) for line in layer.lines]
@@ -331,7 +331,6 @@ def _unlevelled(lines: list[RecognizedLine], fields: dict[str, KeyField], matrix
                 ) -> tuple[list[RecognizedLine], dict[str, KeyField]]:
     """Lines and field boxes read on a levelled page, mapped back onto the page as it came."""
     back = [RecognizedLine(line.text, line.confidence, unlevel(line.quad, matrix)) for line in lines]
-    moved = {name: dataclasses.replace(found, boxes=tuple(tuple(round(float(v), 1) for v in back[i].quad.reshape(-1))
-                                                        for i in found.lines))
+    moved = {name: dataclasses.replace(found, boxes=tuple(tuple(back[i].box()) for i in found.lines))
              for name, found in fields.items()}
     return back, moved
