@@ -88,11 +88,17 @@ def _render_pdf_locked(data: bytes, limits: LimitSettings) -> DecodedDocument:
             sizes.append(pixels)
         pages, text_layers = [], []
         for number in range(count):
-            page = document[number]
             try:
-                layer = page_text(page, scale) if limits.pdf_text_layer else None
+                page = document[number]
+            except pdfium.PdfiumError as exc:
+                raise ImageRejected(f"page {number + 1} of the PDF cannot be read: {exc}", code="CORRUPT_IMAGE") from exc
+            try:
+                layer = _text_layer(page, scale) if limits.pdf_text_layer else None
                 gray = page.render(scale=scale, rotation=layer.turned if layer else 0, grayscale=True).to_numpy()
                 text_layers.append(layer)
+            except pdfium.PdfiumError as exc:
+                raise ImageRejected(f"page {number + 1} of the PDF cannot be rendered: {exc}",
+                                    code="CORRUPT_IMAGE") from exc
             finally:
                 page.close()
             gray = gray[:, :, 0] if gray.ndim == 3 else gray
@@ -100,3 +106,13 @@ def _render_pdf_locked(data: bytes, limits: LimitSettings) -> DecodedDocument:
         return DecodedDocument(pages, PDF, text_layers=text_layers)
     finally:
         document.close()
+
+
+def _text_layer(page: object, scale: float) -> PageText | None:
+    """The page's own text, or None where PDFium cannot read it: the picture is read instead."""
+    import pypdfium2 as pdfium
+
+    try:
+        return page_text(page, scale)
+    except pdfium.PdfiumError:
+        return None

@@ -158,3 +158,28 @@ def test_pdfs_decoded_on_many_threads_at_once_do_not_crash_the_process() -> None
     done = subprocess.run([sys.executable, "-c", CONCURRENT_DECODING], cwd=root, capture_output=True, text=True,
                           timeout=300, env={**os.environ, "PYTHONPATH": str(root)})
     assert done.returncode == 0, f"concurrent PDF decoding failed (exit {done.returncode}): {done.stderr[-1500:]}"
+
+
+def test_a_text_layer_pdfium_cannot_read_leaves_the_page_to_ocr(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pypdfium2 as pdfium
+
+    import models.documents
+
+    def unreadable(page: object, scale: float) -> None:
+        raise pdfium.PdfiumError("text page failed")
+
+    monkeypatch.setattr(models.documents, "page_text", unreadable)
+    document = decode_document(text_pdf(TEXT_BILL), LimitSettings())
+    assert document.text_layers == [None] and document.pages[0].gray.min() < 128  # rendered all the same
+
+
+def test_a_page_pdfium_cannot_render_is_a_corrupt_document(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pypdfium2 as pdfium
+
+    def broken(self: object, **kwargs: object) -> None:
+        raise pdfium.PdfiumError("render failed")
+
+    monkeypatch.setattr(pdfium.PdfPage, "render", broken)
+    with pytest.raises(ImageRejected) as refused:
+        decode_document(text_pdf(TEXT_BILL), LimitSettings())
+    assert refused.value.code == "CORRUPT_IMAGE" and "page 1" in str(refused.value)
