@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -68,12 +69,30 @@ def worker_profile(backend: str, device: str, decoder: str, manifest: dict[str, 
     return serving_profile(backend, decoder, half=backend == "torch" and device.startswith("cuda"))
 
 
-# the key-field settings in the manifest that change a result, and the revision of the
-# extraction rules in code (raised with any change to models/fields that changes an answer)
+# the key-field settings in the manifest that change a result
 FIELD_SETTINGS = ("threshold", "extend", "total_currency")
-FIELD_RULES_REVISION = 2
-# the revision of the page steps in code (turning upright, levelling), raised likewise
-PAGE_RULES_REVISION = 3
+MODELS_DIR = Path(__file__).resolve().parent
+
+
+@cache
+def code_revision(part: str) -> str:
+    """A hash of the engine code that shapes an answer, so that no one has to remember to
+    raise a revision by hand: ``"fields"`` is the key-field extraction (models/fields);
+    ``"reading"`` is everything else under models/ but training, which turns pixels into
+    lines (decoding, boxes, turning upright, levelling, PDF text). Line endings are
+    normalised, so a checkout's conversion does not make another version."""
+    if part == "fields":
+        files = sorted((MODELS_DIR / "fields").glob("*.py"))
+    elif part == "reading":
+        files = sorted(p for p in MODELS_DIR.rglob("*.py")
+                       if p.relative_to(MODELS_DIR).parts[0] not in ("fields", "training"))
+    else:
+        raise ValueError(f"unknown code part {part!r}; expected 'fields' or 'reading'")
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.relative_to(MODELS_DIR).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes().replace(b"\r\n", b"\n") + b"\0")
+    return digest.hexdigest()[:12]
 
 
 def network_hashes(manifest: dict[str, Any]) -> str:
@@ -87,7 +106,7 @@ def network_hashes(manifest: dict[str, Any]) -> str:
 def model_version(manifest: dict[str, Any], profile: str | None = None) -> str:
     """Detector, recognizer (and decoder LM) hashes, a hash of the manifest's settings that
     shape the text (box post-processing, recognizer input, reread, decoder weights, key-field
-    settings and rules, the page steps' revision), then the serving profile: anything that
+    settings, and the engine's code), then the serving profile: anything that
     changes the text is a new version, so that results cached under one are never served for
     another (a beam-search deployment does not answer with a greedy one's text)."""
     version = network_hashes(manifest)
@@ -102,7 +121,7 @@ def model_version(manifest: dict[str, Any], profile: str | None = None) -> str:
                     "reread": manifest["recognizer"].get("reread", {}),
                     "decoder": manifest.get("language_model", {}).get("decoder", {}),
                     "fields": {k: manifest.get("fields", {}).get(k) for k in FIELD_SETTINGS},
-                    "fields_rules": FIELD_RULES_REVISION, "page_rules": PAGE_RULES_REVISION}
+                    "fields_code": code_revision("fields"), "reading_code": code_revision("reading")}
         version += "." + hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:6]
     except KeyError as exc:
         raise WeightsError(f"model manifest lacks the {exc.args[0]} entry") from exc

@@ -80,7 +80,7 @@ def load_field_extractor(manifest: dict[str, Any], weights_dir: Path = WEIGHTS_D
     try:
         extend = {name: (float(up), float(down)) for name, (up, down) in entry.get("extend", {}).items()}
         return KeyFieldExtractor.from_text(texts["lines"], texts.get("totals"), float(entry.get("threshold", 0.5)),
-                                           bool(entry.get("total_currency", False)), extend)
+                                           entry.get("total_currency", False), extend)
     except (KeyError, ValueError) as exc:
         raise WeightsError(f"key-field models cannot be read: {exc}") from exc
 

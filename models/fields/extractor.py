@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from models.fields.amounts import candidate_features, candidates
-from models.fields.features import ADDRESS, CONTACT, POSTCODE, REGISTRATION, SELLER, STATE, line_features
+from models.fields.features import ADDRESS, CONTACT, DOCUMENT, POSTCODE, REGISTRATION, SELLER, STATE, line_features
 from models.fields.rules import Found, Row, find_date, find_total
 
 FIELDS = ("company", "date", "address", "total")
@@ -54,25 +54,46 @@ def rows_of(lines: list[tuple[str, np.ndarray]]) -> tuple[list[Row], list[float]
 Extension = Mapping[str, tuple[float, float]]
 
 
+# whether a total printed with its currency keeps it: one answer, or one per form
+CurrencyKept = bool | Mapping[str, bool]
+CURRENCY_FORMS = ("tight", "spaced")
+
+
+def currency_form(text: str) -> str:
+    """"spaced" where a space parts the currency from the amount (RM 8.20), else "tight"."""
+    digits = next((i for i, c in enumerate(text) if c.isdigit() or c == "-"), len(text))
+    return "spaced" if text[:digits].endswith(" ") else "tight"
+
+
+def currency_forms(kept: CurrencyKept) -> dict[str, bool]:
+    if isinstance(kept, bool):
+        return dict.fromkeys(CURRENCY_FORMS, kept)
+    unknown = set(kept) - set(CURRENCY_FORMS)
+    if unknown:
+        raise ValueError(f"unknown currency forms {sorted(unknown)}; expected {list(CURRENCY_FORMS)}")
+    return {form: bool(kept.get(form, False)) for form in CURRENCY_FORMS}
+
+
 def uniform_extension(threshold: float) -> dict[str, tuple[float, float]]:
     return {"company": (threshold, threshold), "address": (threshold, threshold)}
 
 
 class KeyFieldExtractor:
     def __init__(self, model: Any | None = None, threshold: float = 0.5, totals: Any | None = None,
-                 total_currency: bool = False, extend: Extension | None = None) -> None:
+                 total_currency: CurrencyKept = False, extend: Extension | None = None) -> None:
         """``model``: a LightGBM booster over :data:`CLASSES`; ``totals``: one scoring each
-        printed amount as the total; None: the rules stand in. ``total_currency``: the total's
-        text keeps the currency printed with it. ``extend``: per field, where not ``threshold``
+        printed amount as the total; None: the rules stand in. ``total_currency``: whether the
+        total's text keeps the currency printed with it, for both forms or per form ("tight"
+        as in RM8.20, "spaced" as in RM 8.20). ``extend``: per field, where not ``threshold``
         both ways."""
         self.model = model
         self.extend = dict(uniform_extension(threshold)) | dict(extend or {})
         self.totals = totals
-        self.total_currency = total_currency
+        self.total_currency = currency_forms(total_currency)
 
     @classmethod
     def from_text(cls, lines_model: str, totals_model: str | None = None, threshold: float = 0.5,
-                  total_currency: bool = False, extend: Extension | None = None) -> KeyFieldExtractor:
+                  total_currency: CurrencyKept = False, extend: Extension | None = None) -> KeyFieldExtractor:
         import lightgbm
 
         totals = lightgbm.Booster(model_str=totals_model) if totals_model else None
@@ -115,24 +136,37 @@ class KeyFieldExtractor:
         chances = np.exp(scores - scores.max())
         chances /= chances.sum()  # the ranker's scores as a share among this receipt's amounts
         best = found[int(scores.argmax())]
-        text = best.text if self.total_currency or best.currency is None else best.text[best.text.index(best.value[0]):]
+        text = best.text
+        if best.currency is not None and not self.total_currency[currency_form(best.text)]:
+            text = text[text.index(best.value[0]):]
         return Found(text, best.value, float(chances.max()), best.row_lines, best.currency)
 
 
-def _block(column: np.ndarray, allowed: np.ndarray, extend: tuple[float, float]) -> tuple[int, ...]:
+def _block(column: np.ndarray, allowed: np.ndarray, extend: tuple[float, float],
+           stops: np.ndarray | None = None) -> tuple[int, ...]:
     """The most likely allowed line, and the lines next to it at or above ``extend`` (up,
     down): a receipt has one seller and one address, so the best line is taken even when it
-    is not sure."""
+    is not sure. A ``stops`` line may be the best line but is never joined to it."""
     scores = np.where(allowed, column, -1.0)
     if len(scores) == 0 or scores.max() < 0.05:
         return ()
+    joinable = scores if stops is None else np.where(stops, -1.0, scores)
     seed = int(scores.argmax())
     start, end = seed, seed
-    while start > 0 and scores[start - 1] >= extend[0]:
+    while start > 0 and joinable[start - 1] >= extend[0]:
         start -= 1
-    while end + 1 < len(scores) and scores[end + 1] >= extend[1]:
+    while end + 1 < len(scores) and joinable[end + 1] >= extend[1]:
         end += 1
     return tuple(range(start, end + 1))
+
+
+def _not_address(rows: list[Row]) -> np.ndarray:
+    """Lines that name the document or a contact and carry no address word, postcode or
+    state ("TAX INVOICE", "TEL : ..."): the line classifier's low threshold for joining a
+    neighbour to the address block would otherwise take them in."""
+    return np.array([bool(DOCUMENT.search(r.text) or CONTACT.search(r.text))
+                     and not (ADDRESS.search(r.text) or POSTCODE.search(r.text) or STATE.search(r.text))
+                     for r in rows], bool)
 
 
 _COMPANY_NUMBER = r"(?:CO(?:MPANY)?\.?\s*[-.]?\s*(?:REG(?:ISTRATION)?\.?\s*)?(?:NO\.?)?\s*[:.]?\s*)"
@@ -148,8 +182,9 @@ def _blocks(rows: list[Row], probabilities: np.ndarray, extend: Extension) -> tu
     everywhere = np.ones(len(rows), bool)
     company = _block(probabilities[:, 1], everywhere, extend["company"])
     below = np.arange(len(rows)) > (company[-1] if company else -1)
-    address = _block(probabilities[:, 2], below, extend["address"]) \
-        or _block(probabilities[:, 2], everywhere, extend["address"])
+    stops = _not_address(rows)
+    address = _block(probabilities[:, 2], below, extend["address"], stops) \
+        or _block(probabilities[:, 2], everywhere, extend["address"], stops)
 
     def found(indices: tuple[int, ...], column: int) -> Found | None:
         if not indices:

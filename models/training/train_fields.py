@@ -31,9 +31,9 @@ import numpy as np
 from models.engine.skew import onto_level
 from models.fields.amounts import NAMES as AMOUNT_NAMES
 from models.fields.amounts import candidate_features, candidates
-from models.fields.extractor import CLASSES, FIELDS, KeyFieldExtractor, rows_of
+from models.fields.extractor import CLASSES, CURRENCY_FORMS, FIELDS, KeyFieldExtractor, currency_form, rows_of
 from models.fields.features import NAMES, line_features
-from models.manifest import MANIFEST, PAGE_RULES_REVISION, WEIGHTS_DIR, read_manifest
+from models.manifest import MANIFEST, WEIGHTS_DIR, code_revision, read_manifest
 from models.spec import load_field_extractor
 from models.training.metrics import KeyFieldMetrics, field_key
 from models.training.receipts import Receipt, load_all, read_val_fold, split_train_val, vendor_key
@@ -63,7 +63,7 @@ def read_receipts(receipts: list[Receipt], threads: int) -> dict[str, dict[str, 
     manifest = read_manifest()  # the reading depends on the OCR models, not on the field model
     ocr = ".".join(manifest[k]["sha256"][:8] for k in ("detector", "recognizer", "language_model") if k in manifest)
     profile = engine.version.partition("+")[2]  # backend, precision, decoder: they change the reading too
-    path = CACHE / f"ocr-{ocr}.pages{PAGE_RULES_REVISION}+{profile}.jsonl"
+    path = CACHE / f"ocr-{ocr}.code-{code_revision('reading')}+{profile}.jsonl"
     cached: dict[str, dict[str, Any]] = {}
     if path.exists():
         for line in path.read_text().splitlines():
@@ -142,11 +142,13 @@ def total_value(text: str) -> str | None:
 
 
 def total_dataset(receipts: list[Receipt], read: dict[str, dict[str, Any]]
-                  ) -> tuple[np.ndarray, np.ndarray, list[int], float]:
+                  ) -> tuple[np.ndarray, np.ndarray, list[int], dict[str, tuple[int, int]]]:
     """Amount candidates with 1 where the value is the total's; group sizes (one per receipt
-    that has the total among its candidates); and how often the ground truth keeps the
-    currency where one is printed with the amount."""
-    xs, ys, groups, kept, printed = [], [], [], 0, 0
+    that has the total among its candidates); and per currency form (RM8.20, RM 8.20), how
+    often the ground truth keeps the currency printed with the amount: (kept, printed)."""
+    xs, ys, groups = [], [], []
+    kept = dict.fromkeys(CURRENCY_FORMS, 0)
+    printed = dict.fromkeys(CURRENCY_FORMS, 0)
     for receipt in receipts:
         entry, truth = read[receipt.name], key_fields(receipt)["total"]
         rows, _ = rows_of(_lines(entry))
@@ -160,10 +162,11 @@ def total_dataset(receipts: list[Receipt], read: dict[str, dict[str, Any]]
         groups.append(len(found))
         for c in found:
             if c.value == wanted and c.currency:
-                printed += 1
-                kept += bool(re.match(r"\s*(RM|MYR|\$)", truth, re.I))
+                form = currency_form(c.text)
+                printed[form] += 1
+                kept[form] += bool(re.match(r"\s*(RM|MYR|\$)", truth, re.I))
                 break
-    return np.vstack(xs), np.concatenate(ys), groups, kept / max(printed, 1)
+    return np.vstack(xs), np.concatenate(ys), groups, {f: (kept[f], printed[f]) for f in CURRENCY_FORMS}
 
 
 UP = (0.2, 0.3, 0.5, 0.7, 0.9)
@@ -264,9 +267,10 @@ def main(argv: list[str] | None = None) -> int:
                             num_boost_round=args.rounds,
                             valid_sets=[lightgbm.Dataset(xv, yv, group=gv, feature_name=list(AMOUNT_NAMES))],
                             callbacks=[lightgbm.early_stopping(50, verbose=False)])
-    with_currency = currency_kept > 0.5
+    with_currency = {form: kept > printed / 2 for form, (kept, printed) in currency_kept.items()}
     print(f"totals: {len(gt)} training receipts with the total among their amounts; the ground truth keeps a "
-          f"printed currency in {currency_kept:.0%} of them", file=sys.stderr)
+          "printed currency in " + ", ".join(f"{kept} of {printed} {form}" for form, (kept, printed)
+                                             in currency_kept.items()), file=sys.stderr)
     extend = choose_extension(train, read, args.rounds)
     rules = score(KeyFieldExtractor(None), val, read)
     learned = score(KeyFieldExtractor(booster, totals=totals, total_currency=with_currency, extend=extend), val, read)

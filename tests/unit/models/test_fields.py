@@ -80,6 +80,49 @@ def test_a_block_grows_up_and_down_by_its_own_thresholds() -> None:
     assert fields["address"].lines == (3,)
 
 
+def test_an_address_block_never_takes_in_a_document_title_or_contact_line() -> None:
+    texts = ["R&C VENTURE SDN BHD", "12, JALAN TAMPOI 7/4,", "81200 JOHOR BAHRU,JOHOR", "TAX INVOICE",
+             "TEL : 07-1234567", "NO. 9, JALAN MAJU"]
+    lines = [(text, quad(20, 30 * i, 300, 30 * i + 20)) for i, text in enumerate(texts)]
+    # the classifier leans towards the title and the telephone line as much as to the address's foot
+    probabilities = np.array([[0.1, 0.9, 0.0], [0.1, 0.0, 0.9], [0.5, 0.0, 0.5], [0.5, 0.0, 0.5], [0.5, 0.0, 0.5],
+                              [0.5, 0.0, 0.5]], np.float32)
+    extractor = KeyFieldExtractor(None, extend={"company": (0.5, 0.5), "address": (0.3, 0.3)})
+    fields = extractor.extract(lines, (400, 400), probabilities=probabilities)
+    assert fields["address"].lines == (1, 2)
+    assert fields["address"].text == "12, JALAN TAMPOI 7/4, 81200 JOHOR BAHRU,JOHOR"
+    # a stop line that is itself the best line is still the field: it is only never joined on
+    alone = np.array([[0.1, 0.9, 0.0], [0.9, 0.0, 0.1], [0.9, 0.0, 0.1], [0.3, 0.0, 0.7], [0.5, 0.0, 0.5],
+                      [0.9, 0.0, 0.1]], np.float32)
+    assert extractor.extract(lines, (400, 400), probabilities=alone)["address"].lines == (3,)
+
+
+class FirstAmount:
+    """A stand-in total ranker that prefers the first amount printed."""
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        return -np.arange(len(features), dtype=np.float32)
+
+
+@pytest.mark.parametrize(("kept", "tight", "spaced"), [
+    (False, "8.20", "8.20"),
+    (True, "RM8.20", "RM 8.20"),
+    ({"tight": True, "spaced": False}, "RM8.20", "8.20"),
+    ({"spaced": True}, "8.20", "RM 8.20"),
+])
+def test_the_total_keeps_its_printed_currency_as_trained_for_each_form(kept: bool | dict[str, bool], tight: str,
+                                                                       spaced: str) -> None:
+    extractor = KeyFieldExtractor(None, totals=FirstAmount(), total_currency=kept)
+    for printed, expected in (("TOTAL RM8.20", tight), ("TOTAL RM 8.20", spaced)):
+        total = extractor.extract([(printed, quad(20, 30, 300, 50))], (400, 400))["total"]
+        assert (total.text, total.value, total.currency) == (expected, "8.20", "RM")
+
+
+def test_an_unknown_currency_form_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown currency forms"):
+        KeyFieldExtractor(None, total_currency={"tight": True, "wide": True})
+
+
 @pytest.mark.parametrize(("printed", "name"), [
     ("GARDENIA BAKERIES (KL) SDN BHD (139386 X)", "GARDENIA BAKERIES (KL) SDN BHD"),
     ("ECOSWAY.COM SDN BHD (509213A)", "ECOSWAY.COM SDN BHD"),

@@ -1,6 +1,9 @@
 """The model version, the cache key's second half, names everything that changes the text."""
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
 
 from models.engine.predictor import EngineOptions, OcrEngine
@@ -34,3 +37,32 @@ def test_engines_with_different_decoders_report_different_versions() -> None:
     assert beam.version.endswith("+torch-fp32.beam") and greedy.version.endswith("+torch-fp32.greedy")
     no_reread = OcrEngine.load(options=EngineOptions(reread=False))
     assert no_reread.version.endswith(".noreread") and len({beam.version, greedy.version, no_reread.version}) == 3
+
+
+def test_a_change_to_the_engine_code_is_another_model_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              request: pytest.FixtureRequest) -> None:
+    from models import manifest as manifest_module
+
+    request.addfinalizer(manifest_module.code_revision.cache_clear)  # the real tree's hash, afterwards
+    copy = tmp_path / "models"
+    shutil.copytree(manifest_module.MODELS_DIR, copy, ignore=shutil.ignore_patterns("weights", "__pycache__"))
+    monkeypatch.setattr(manifest_module, "MODELS_DIR", copy)
+
+    def version() -> str:
+        manifest_module.code_revision.cache_clear()
+        return model_version(read_manifest(), "onnx-int8.beam")
+
+    first = version()
+    assert version() == first  # the same code is the same version
+    extractor = copy / "fields" / "extractor.py"
+    extractor.write_text(extractor.read_text() + "\n# a rule changed\n")
+    after_fields = version()
+    skew = copy / "engine" / "skew.py"
+    skew.write_text(skew.read_text() + "\n# a page step changed\n")
+    after_reading = version()
+    trainer = copy / "training" / "train_fields.py"
+    trainer.write_text(trainer.read_text() + "\n# training only\n")
+    assert len({first, after_fields, after_reading}) == 3 and version() == after_reading
+    crlf = copy / "engine" / "skew.py"
+    crlf.write_bytes(crlf.read_bytes().replace(b"\n", b"\r\n"))  # a Windows checkout
+    assert version() == after_reading
