@@ -143,19 +143,21 @@ class KeyFieldExtractor:
 
 
 def _block(column: np.ndarray, allowed: np.ndarray, extend: tuple[float, float],
-           stops: np.ndarray | None = None) -> tuple[int, ...]:
+           stops: np.ndarray | None = None, ends: np.ndarray | None = None) -> tuple[int, ...]:
     """The most likely allowed line, and the lines next to it at or above ``extend`` (up,
     down): a receipt has one seller and one address, so the best line is taken even when it
-    is not sure. A ``stops`` line may be the best line but is never joined to it."""
+    is not sure. A ``stops`` line may be the best line but is never joined to it; an ``ends``
+    line may close the block but nothing below it is joined."""
     scores = np.where(allowed, column, -1.0)
     if len(scores) == 0 or scores.max() < 0.05:
         return ()
     joinable = scores if stops is None else np.where(stops, -1.0, scores)
     seed = int(scores.argmax())
     start, end = seed, seed
-    while start > 0 and joinable[start - 1] >= extend[0]:
+    closes = np.zeros(len(scores), bool) if ends is None else ends
+    while start > 0 and joinable[start - 1] >= extend[0] and not closes[start - 1]:
         start -= 1
-    while end + 1 < len(scores) and joinable[end + 1] >= extend[1]:
+    while end + 1 < len(scores) and joinable[end + 1] >= extend[1] and not closes[end]:
         end += 1
     return tuple(range(start, end + 1))
 
@@ -180,7 +182,8 @@ def _blocks(rows: list[Row], probabilities: np.ndarray, extend: Extension) -> tu
     if not rows:
         return None, None
     everywhere = np.ones(len(rows), bool)
-    company = _block(probabilities[:, 1], everywhere, extend["company"])
+    registered = np.array([bool(REGISTRATION_TAIL.search(r.text)) for r in rows], bool)
+    company = _block(probabilities[:, 1], everywhere, extend["company"], ends=registered)
     below = np.arange(len(rows)) > (company[-1] if company else -1)
     stops = _not_address(rows)
     address = _block(probabilities[:, 2], below, extend["address"], stops) \
@@ -189,9 +192,11 @@ def _blocks(rows: list[Row], probabilities: np.ndarray, extend: Extension) -> tu
     def found(indices: tuple[int, ...], column: int) -> Found | None:
         if not indices:
             return None
-        text = " ".join(rows[i].text.strip() for i in indices)
         if column == 1:  # a seller's name is printed with its registration number: not part of the name
-            text = REGISTRATION_TAIL.sub("", text) or text
+            text = " ".join(filter(None, (REGISTRATION_TAIL.sub("", rows[i].text.strip()) for i in indices))) \
+                or " ".join(rows[i].text.strip() for i in indices)
+        else:
+            text = " ".join(rows[i].text.strip() for i in indices)
         return Found(text, None, float(np.mean(probabilities[list(indices), column])), indices)
 
     return found(company, 1), found(address, 2)

@@ -7,7 +7,7 @@ or tight as a detector gives it.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import cv2
@@ -41,6 +41,38 @@ def extract_samples(receipts: list[Receipt], charset: Charset) -> list[LineSampl
             if crop.shape[0] < 4 or crop.shape[1] < 4:
                 continue
             samples.append(LineSample(resize_to_height(crop, STORE_HEIGHT, max_width=2048), text))
+    return samples
+
+
+def fits_line(detected: np.ndarray, truth: np.ndarray, tolerance: float = 0.5) -> bool:
+    """Whether a detected box spans the same characters as an annotated line: its ends within
+    ``tolerance`` line heights of the line's (about a character) and its middle on the line's
+    row. Looser boxes may cut a character off or take a neighbour in, and the annotated text
+    would then be a wrong label for them."""
+    dx0, dy0, dx1, dy1 = detected[:, 0].min(), detected[:, 1].min(), detected[:, 0].max(), detected[:, 1].max()
+    tx0, ty0, tx1, ty1 = truth[:, 0].min(), truth[:, 1].min(), truth[:, 0].max(), truth[:, 1].max()
+    height = max(ty1 - ty0, 1.0)
+    return bool(abs(dx0 - tx0) <= tolerance * height and abs(dx1 - tx1) <= tolerance * height
+                and abs((dy0 + dy1) - (ty0 + ty1)) / 2 <= 0.25 * height)
+
+
+def detected_samples(receipts: list[Receipt], charset: Charset,
+                     detect: Callable[[np.ndarray], list[np.ndarray]]) -> list[LineSample]:
+    """Crops cut along the detector's own boxes, labelled with the annotated line each one
+    fits: the boxes a served page gives the recognizer differ from the annotated ones line by
+    line (a start cut closer, a taller or shifted box), and reading them is what serving asks."""
+    samples = []
+    for receipt in receipts:
+        gray = read_gray(str(receipt.image_path))
+        quads = detect(gray)
+        for line in receipt.lines:
+            text = charset.normalize(line.text)
+            fitting = [q for q in quads if fits_line(q, line.quad)]
+            if not text or len(fitting) != 1:
+                continue
+            crop = crop_quad(gray, fitting[0], margin=STORE_MARGIN)
+            if crop.shape[0] >= 4 and crop.shape[1] >= 4:
+                samples.append(LineSample(resize_to_height(crop, STORE_HEIGHT, max_width=2048), text))
     return samples
 
 

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from models.detection.matching import box_iou
 from models.engine.skew import onto_level
 from models.fields.amounts import NAMES as AMOUNT_NAMES
 from models.fields.amounts import candidate_features, candidates
@@ -92,15 +93,6 @@ def _lines(entry: dict[str, Any]) -> list[tuple[str, np.ndarray]]:
     return [(text, np.array(quad, np.float32).reshape(4, 2)) for text, quad in entry["lines"]]
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    ax0, ay0, ax1, ay1 = a[:, 0].min(), a[:, 1].min(), a[:, 0].max(), a[:, 1].max()
-    bx0, by0, bx1, by1 = b[:, 0].min(), b[:, 1].min(), b[:, 0].max(), b[:, 1].max()
-    w, h = min(ax1, bx1) - max(ax0, bx0), min(ay1, by1) - max(ay0, by0)
-    inter = max(w, 0) * max(h, 0)
-    union = (ax1 - ax0) * (ay1 - ay0) + (bx1 - bx0) * (by1 - by0) - inter
-    return float(inter / union) if union > 0 else 0.0
-
-
 def _squash(text: str) -> str:
     return "".join(field_key(text).split())
 
@@ -110,7 +102,7 @@ def labels(receipt: Receipt, lines: list[tuple[str, np.ndarray]], fields: dict[s
     company, address = _squash(fields["company"]), _squash(fields["address"])
     out = np.zeros(len(lines), np.int64)
     for i, (text, quad) in enumerate(lines):
-        overlaps = [(_iou(quad, gt.quad), gt.text) for gt in receipt.lines]
+        overlaps = [(box_iou(quad, gt.quad), gt.text) for gt in receipt.lines]
         best, truth = max(overlaps, default=(0.0, text))
         piece = _squash(truth if best >= 0.3 else text)
         if len(piece) < 2:

@@ -14,6 +14,7 @@ import argparse
 import os
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,7 @@ from models.training.line_batches import LineBatches
 from models.training.loader import JobBuilder
 from models.training.metrics import LineAccuracy
 from models.training.receipts import load_all, read_val_fold, split_train_val
-from models.training.recognition_data import WIDTH_JITTER, LineSample, batches, extract_samples
+from models.training.recognition_data import WIDTH_JITTER, LineSample, batches, detected_samples, extract_samples
 from models.training.synthetic_lines import find_fonts
 from models.weights_io import WEIGHTS_DIR, load_state, save_state, update_manifest
 
@@ -50,6 +51,14 @@ def evaluate(model: nn.Module, samples: list[LineSample], charset: Charset, devi
     return accuracy.summary()
 
 
+def shipped_detector() -> Callable[[np.ndarray], list[np.ndarray]]:
+    """The serving detector (calibrated boxes), as the engine runs it on an upright page."""
+    from models.engine.predictor import OcrEngine, serving_options
+
+    engine = OcrEngine.load(options=serving_options("onnx", "cpu", torch.get_num_threads(), "greedy"))
+    return lambda page: [line.quad for line in engine.detect(page)]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=40)
@@ -64,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--synthetic", type=int, default=8000, help="synthetic lines per epoch (0: real crops only)")
     parser.add_argument("--weights-dir", type=Path, default=WEIGHTS_DIR,
                         help="where the best epoch is exported (default: the shipped weights)")
+    parser.add_argument("--detected-crops", action="store_true",
+                        help="also train on crops along the shipped detector's boxes (each fitting one annotated line)")
     parser.add_argument("--limit", type=int, default=None, help="only this many train and validation receipts (smoke runs)")
     parser.add_argument("--init", type=Path, default=None, help="start from these weights (.npz) or another run's checkpoint (.pt)")
     parser.add_argument("--channels", default=",".join(map(str, CRNNConfig.channels)),
@@ -93,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"receipts: {len(train_receipts)} train, {len(val_receipts)} validation", flush=True)
     train = extract_samples(train_receipts, charset)
     val = extract_samples(val_receipts, charset)
+    if args.detected_crops:
+        detected = detected_samples(train_receipts, charset, shipped_detector())
+        print(f"detected crops: {len(detected)} fitting one annotated line each", flush=True)
+        train += detected
     print(f"lines: {len(train)} train, {len(val)} validation", flush=True)
 
     fonts = find_fonts() if args.synthetic else []

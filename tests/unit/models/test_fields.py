@@ -97,6 +97,22 @@ def test_an_address_block_never_takes_in_a_document_title_or_contact_line() -> N
     assert extractor.extract(lines, (400, 400), probabilities=alone)["address"].lines == (3,)
 
 
+def test_a_sellers_name_printed_with_its_registration_number_ends_the_company_block() -> None:
+    texts = ["ABC TRADING SDN BHD (728515-M)", "MYDIN MART SRI MUDA", "NO. 5, JALAN MAJU 3,"]
+    lines = [(text, quad(20, 30 * i, 300, 30 * i + 20)) for i, text in enumerate(texts)]
+    extractor = KeyFieldExtractor(None, extend={"company": (0.3, 0.3), "address": (0.3, 0.3)})
+    below = np.array([[0.1, 0.9, 0.0], [0.4, 0.6, 0.0], [0.1, 0.0, 0.9]], np.float32)
+    company = extractor.extract(lines, (400, 400), probabilities=below)["company"]
+    assert (company.lines, company.text) == ((0,), "ABC TRADING SDN BHD")
+    # nor is a registered name above the best line joined: its number would sit inside the name
+    above = np.array([[0.4, 0.6, 0.0], [0.1, 0.9, 0.0], [0.1, 0.0, 0.9]], np.float32)
+    assert extractor.extract(lines, (400, 400), probabilities=above)["company"].lines == (1,)
+    # without a number the two lines are one block
+    plain = [("ABC TRADING SDN BHD", lines[0][1])] + lines[1:]
+    assert extractor.extract(plain, (400, 400), probabilities=below)["company"].text == \
+        "ABC TRADING SDN BHD MYDIN MART SRI MUDA"
+
+
 class FirstAmount:
     """A stand-in total ranker that prefers the first amount printed."""
 

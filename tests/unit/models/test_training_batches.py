@@ -2,13 +2,17 @@
 an epoch, and the batches are the same whether built here, in worker processes or threads."""
 from __future__ import annotations
 
+from pathlib import Path
+
+import cv2
 import numpy as np
 import pytest
 
 from models.recognition.charset import Charset
 from models.training.line_batches import LineBatches
 from models.training.loader import JobBuilder
-from models.training.recognition_data import STORE_HEIGHT, LineSample
+from models.training.receipts import GTLine, Receipt
+from models.training.recognition_data import STORE_HEIGHT, LineSample, detected_samples, fits_line
 from models.training.synthetic_lines import find_fonts
 
 
@@ -65,3 +69,25 @@ def test_width_jitter_squeezes_some_training_lines_by_the_range_given() -> None:
     halved = [s / p for p, s in zip(plain, squeezed) if s != p]
     assert 6 <= len(halved) <= 36  # about 30% of lines are jittered
     assert all(0.45 <= r <= 0.55 for r in halved)
+
+
+def box(x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
+    return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32)
+
+
+def test_a_detected_box_is_labelled_only_where_it_spans_the_annotated_lines_characters(tmp_path: Path) -> None:
+    page = np.full((200, 400), 255, np.uint8)
+    for row, (x0, x1) in enumerate(((20, 300), (20, 200))):
+        cv2.rectangle(page, (x0, 30 + 60 * row), (x1, 50 + 60 * row), 0, -1)
+    cv2.imwrite(str(tmp_path / "r.png"), page)
+    lines = (GTLine(box(20, 30, 300, 50), "TOTAL 8.20"), GTLine(box(20, 90, 200, 110), "CASH"))
+    receipt = Receipt("r", tmp_path / "r.png", lines, "ABC")
+    loose = box(16, 28, 305, 53)  # a few pixels off: the same characters
+    cut = box(60, 90, 200, 110)  # starts two heights into the line: its first letters are lost
+    assert fits_line(loose, lines[0].quad) and not fits_line(cut, lines[1].quad)
+    assert not fits_line(box(20, 40, 300, 60), lines[0].quad)  # half a line lower: another row
+    samples = detected_samples([receipt], Charset(), lambda gray: [loose, cut])
+    assert [s.text for s in samples] == ["TOTAL 8.20"]
+    assert samples[0].image.shape[0] == STORE_HEIGHT
+    # two boxes fitting one line (a split) give it no label: neither holds the whole text
+    assert detected_samples([receipt], Charset(), lambda gray: [loose, loose + 2]) == []
