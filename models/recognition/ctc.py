@@ -1,11 +1,8 @@
 """CTC decoding in numpy, greedy or beam search with a character LM: testable without a model."""
 from __future__ import annotations
 
-import heapq
 import math
 from dataclasses import dataclass
-from operator import itemgetter
-from typing import Any
 
 import numpy as np
 
@@ -74,33 +71,28 @@ def beam_decode(log_probs: np.ndarray, charset: Charset, lm: CharNgramLM, config
 
 def _beam_one(probs: np.ndarray, blank: int, chars: dict[int, str], lm: CharNgramLM,
               config: BeamConfig) -> tuple[str, float]:
-    # prefix → [P(ends in blank), P(ends in a character), LM log-prob, LM history]; rescaled
-    # per step, log scale kept. The history rides along with its prefix and each step's
-    # candidates are listed in one pass over the line: the search runs for every doubtful
-    # line of every page, so its Python work is kept to the arithmetic.
-    beams: dict[str, list[Any]] = {"": [1.0, 0.0, 0.0, lm.context("")]}
+    # prefix → [P(ends in blank), P(ends in a character), LM log-prob]; rescaled per step, log scale kept
+    beams: dict[str, list[float]] = {"": [1.0, 0.0, 0.0]}
     log_scale = 0.0
-    alpha, beta, width, log = config.alpha, config.beta, config.width, math.log
-    history_length = max(lm.order - 1, 0)
-    mask = probs > config.prune
-    mask[:, blank] = False
-    sure_blank = probs[:, blank] >= config.blank_skip
-    for t, step in enumerate(probs):
+
+    def score(prefix: str, entry: list[float]) -> float:
+        total = entry[0] + entry[1]
+        return (math.log(total) if total > 0 else -1e30) + config.alpha * entry[2] + config.beta * len(prefix)
+
+    for step in probs:
         p_blank = float(step[blank])
-        if sure_blank[t]:
-            beams = {k: [(v[0] + v[1]) * p_blank, 0.0, v[2], v[3]] for k, v in beams.items()}
+        if p_blank >= config.blank_skip:
+            beams = {k: [(v[0] + v[1]) * p_blank, 0.0, v[2]] for k, v in beams.items()}
         else:
-            columns = np.flatnonzero(mask[t])
-            candidates = [(chars[c], p) for c, p in zip(columns.tolist(), step[columns].tolist())]
-            following: dict[str, list[Any]] = {}
-            for prefix, (pb, pnb, lm_lp, history) in beams.items():
-                entry = following.get(prefix)
-                if entry is None:
-                    entry = following[prefix] = [0.0, 0.0, lm_lp, history]
+            candidates = [int(c) for c in np.flatnonzero(step > config.prune) if c != blank]
+            following: dict[str, list[float]] = {}
+            for prefix, (pb, pnb, lm_lp) in beams.items():
+                entry = following.setdefault(prefix, [0.0, 0.0, lm_lp])
                 entry[0] += (pb + pnb) * p_blank
-                last = prefix[-1:] if prefix else None
-                for ch, p in candidates:
-                    if last == ch:
+                history = lm.context(prefix)
+                for c in candidates:
+                    ch, p = chars[c], float(step[c])
+                    if prefix and prefix[-1] == ch:
                         entry[1] += pnb * p  # the same character continued
                         extend_with = pb * p  # a new character after a blank
                     else:
@@ -108,31 +100,23 @@ def _beam_one(probs: np.ndarray, blank: int, chars: dict[int, str], lm: CharNgra
                     extended = prefix + ch
                     target = following.get(extended)
                     if target is None:
-                        target = following[extended] = [
-                            0.0, 0.0, lm_lp + lm.log_prob(history, ch),
-                            (history + ch)[-history_length:] if history_length else ""]
+                        target = following[extended] = [0.0, 0.0, lm_lp + lm.log_prob(history, ch)]
                     target[1] += extend_with
-            if len(following) > width:
-                ranked = [((log(v[0] + v[1]) if v[0] + v[1] > 0 else -1e30) + alpha * v[2] + beta * len(k), k)
-                          for k, v in following.items()]
-                beams = {k: following[k] for _, k in heapq.nlargest(width, ranked, key=itemgetter(0))}
-            else:
-                beams = following
+            kept = sorted(following.items(), key=lambda kv: score(*kv), reverse=True)[: config.width]
+            beams = dict(kept)
         top = max(v[0] + v[1] for v in beams.values())
         if top <= 0:
             break
-        log_scale += log(top)
+        log_scale += math.log(top)
         for v in beams.values():
             v[0] /= top
             v[1] /= top
 
     def final(prefix: str) -> float:
         entry = beams[prefix]
-        total = entry[0] + entry[1]
-        return ((log(total) if total > 0 else -1e30) + alpha * entry[2] + beta * len(prefix)
-                + alpha * lm.log_prob(entry[3], END))
+        return score(prefix, entry) + config.alpha * lm.log_prob(lm.context(prefix), END)
 
     best = max(beams, key=final)
     total = beams[best][0] + beams[best][1]
-    log_p = (log(total) if total > 0 else -1e30) + log_scale
+    log_p = (math.log(total) if total > 0 else -1e30) + log_scale
     return best, float(math.exp(log_p / max(1, len(best))))
