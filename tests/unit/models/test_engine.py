@@ -127,6 +127,44 @@ def test_several_pages_in_one_call_keep_their_own_lines(engine: OcrEngine) -> No
     assert "CHANGE" in results[1].text.upper()
 
 
+def test_pages_detected_in_one_padded_batch_get_the_boxes_each_gets_alone() -> None:
+    import cv2
+    import numpy as np
+
+    bills = (BILL, BILL[:3], BILL[4:] + BILL)  # three heights: the batch pads the short ones with paper
+    pages = [np.asarray(cv2.imdecode(np.frombuffer(render_bill(lines), np.uint8), cv2.IMREAD_GRAYSCALE))
+             for lines in bills]
+    alone = OcrEngine.load(options=EngineOptions(backend="onnx", threads=2))
+    batched = OcrEngine.load(options=EngineOptions(backend="onnx", threads=2, detect_batch=3))
+    calls = 0
+    network = batched.detector
+
+    def counted(batch: np.ndarray) -> np.ndarray:
+        nonlocal calls
+        calls += 1
+        return network(batch)
+
+    batched.detector = counted  # type: ignore[assignment]
+    together = batched.detect_pages(pages)
+    assert calls == 1 and [len(lines) for lines in together] == [len(alone.detect(page)) for page in pages]
+    for page, lines in zip(pages, together):
+        for mine, its in zip(lines, alone.detect(page)):
+            assert np.abs(mine.quad - its.quad).max() <= 1.0
+    # read_pages detects the batch once; orientation and levelling reuse those boxes
+    calls = 0
+    results = batched.read_pages(pages)
+    assert calls == 1 and [len(r.lines) for r in results] == [len(r.lines) for r in alone.read_pages(pages)]
+    assert results[2].text == alone.read_pages(pages[2:])[0].text
+
+
+def test_a_gpu_worker_detects_a_whole_micro_batch_in_one_call_and_a_cpu_worker_page_by_page() -> None:
+    from billstream_core.settings import WorkerSettings
+    from models.engine.predictor import serving_options
+
+    assert serving_options("torch", "cuda", None, "greedy").detect_batch == WorkerSettings().max_batch
+    assert serving_options("onnx-int8", "cpu", 1, "auto").detect_batch == 1
+
+
 def test_bad_bytes_are_typed_rejections(engine: OcrEngine) -> None:
     with pytest.raises(ImageRejected) as caught:
         engine.read_image_bytes(b"GIF89a....", LimitSettings())
