@@ -11,6 +11,8 @@ import dataclasses
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,6 +95,7 @@ class EngineOptions:
     detect_min_score: float = 0.5
     line_batch: int = 64
     detect_batch: int = 1  # pages per detector call, padded to one tensor (a GPU wants many; a CPU gains nothing)
+    decode_beside_network: bool = False  # recognizer batches run on their own thread while lines are decoded
     min_confidence: float = 0.0
     decoder: str = "auto"  # auto: beam search with the LM when the manifest ships one, else greedy
     reread: bool = True  # read doubtful lines again, stretched, as the manifest's reread entry says
@@ -141,7 +144,8 @@ def serving_options(backend: str = "auto", device: str = "auto", threads: int | 
         slot = default_slot_path() if cpu_slot == "auto" else Path(cpu_slot)
     cuda = device.startswith("cuda")
     return EngineOptions(backend=backend, device=device, threads=threads, decoder=decoder, half=cuda,
-                         detect_batch=GPU_DETECT_BATCH if cuda else 1, cpu_slot=slot, memory_arena=memory_arena)
+                         detect_batch=GPU_DETECT_BATCH if cuda else 1, decode_beside_network=cuda,
+                         cpu_slot=slot, memory_arena=memory_arena)
 
 
 class OcrEngine:
@@ -164,6 +168,7 @@ class OcrEngine:
         self.box_calibration = box_calibration
         self.fields = fields or KeyFieldExtractor(None)
         self.reread_config = reread_config if options.reread else RereadConfig()
+        self._network: ThreadPoolExecutor | None = None
         if options.decoder not in DECODERS:
             raise WeightsError(f"unknown decoder {options.decoder!r}; one of {', '.join(DECODERS)}")
         if options.decoder == "beam" and language_model is None:
@@ -251,10 +256,22 @@ class OcrEngine:
                       self.max_line_width)
 
     def recognize_resized(self, lines: list[np.ndarray]) -> list[tuple[str, float]]:
-        """One reading per line already resized to the input height (no reread)."""
+        """One reading per line already resized to the input height (no reread). With
+        ``decode_beside_network`` the network's batches are queued on one thread of their own
+        and each is decoded here as it comes back, so a GPU is not left idle while the CPU
+        runs the beam search (the network call releases the GIL)."""
         results: list[tuple[str, float]] = [("", 0.0)] * len(lines)
-        for indices, array in batch_by_width(lines, max_batch=self.options.line_batch):
-            log_probs = self.recognizer((array.astype(np.float32) / 255.0)[:, None])
+        groups = list(batch_by_width(lines, max_batch=self.options.line_batch))
+
+        def network(array: np.ndarray) -> np.ndarray:
+            return self.recognizer((array.astype(np.float32) / 255.0)[:, None])
+
+        if self.options.decode_beside_network and len(groups) > 1:
+            queued = [self._network_thread().submit(network, array) for _, array in groups]
+            outputs: Iterator[np.ndarray] = (future.result() for future in queued)
+        else:
+            outputs = (network(array) for _, array in groups)
+        for (indices, _), log_probs in zip(groups, outputs):
             widths = np.array([lines[i].shape[1] for i in indices])
             lengths = np.ceil(widths / 4).astype(int)
             if self.language_model is not None:
@@ -264,6 +281,11 @@ class OcrEngine:
             for i, item in zip(indices, decoded):
                 results[i] = item
         return results
+
+    def _network_thread(self) -> ThreadPoolExecutor:
+        if self._network is None:
+            self._network = ThreadPoolExecutor(1, thread_name_prefix="recognizer-network")
+        return self._network
 
     # -- whole pages ----------------------------------------------------------------------
 

@@ -11,9 +11,10 @@ import pytest
 
 from billstream_core.settings import LimitSettings
 from models.detection.postprocess import BoxCalibration
-from models.engine.predictor import EngineOptions, OcrEngine
+from models.engine.predictor import EngineOptions, OcrEngine, serving_options
 from models.engine.reread import RereadConfig
 from models.intake import ImageRejected
+from models.preprocess import crop_quad
 from models.training.receipts import DATA_ROOT, load_receipts, read_val_fold
 from models.weights_io import MANIFEST, WEIGHTS_DIR, WeightsError, file_sha256, read_manifest
 from producers.samples import render_bill
@@ -157,9 +158,35 @@ def test_pages_detected_in_one_padded_batch_get_the_boxes_each_gets_alone() -> N
     assert results[2].text == alone.read_pages(pages[2:])[0].text
 
 
+def test_lines_decoded_beside_the_network_thread_read_the_same() -> None:
+    import dataclasses
+    import threading
+
+    import cv2
+    import numpy as np
+
+    page = np.asarray(cv2.imdecode(np.frombuffer(render_bill(BILL), np.uint8), cv2.IMREAD_GRAYSCALE))
+    options = EngineOptions(backend="onnx", threads=2, line_batch=3)  # several network batches
+    engine = OcrEngine.load(options=options)
+    crops = [crop_quad(page, line.quad, engine.crop_margin) for line in engine.detect(page)]
+    plain = engine.recognize(crops)
+    callers = set()
+    network = engine.recognizer
+
+    def recorded(batch: np.ndarray) -> np.ndarray:
+        callers.add(threading.current_thread().name)
+        return network(batch)
+
+    engine.recognizer = recorded  # type: ignore[assignment]
+    engine.options = dataclasses.replace(options, decode_beside_network=True)
+    assert len(crops) > 3 and engine.recognize(crops) == plain
+    assert callers and all(name.startswith("recognizer-network") for name in callers)
+    assert serving_options("torch", "cuda", None, "auto").decode_beside_network
+    assert not serving_options("onnx-int8", "cpu", 1, "auto").decode_beside_network
+
+
 def test_a_gpu_worker_detects_a_whole_micro_batch_in_one_call_and_a_cpu_worker_page_by_page() -> None:
     from billstream_core.settings import WorkerSettings
-    from models.engine.predictor import serving_options
 
     assert serving_options("torch", "cuda", None, "greedy").detect_batch == WorkerSettings().max_batch
     assert serving_options("onnx-int8", "cpu", 1, "auto").detect_batch == 1
