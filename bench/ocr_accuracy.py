@@ -3,6 +3,7 @@ the same CPU threads, in one run (the metrics of docs/benchmarks.md).
 
     python -m bench.ocr_accuracy [--split ../shared/data/receipts-dev] [--fold val] [--threads 2]
         [--systems billstream,rapidocr,tesseract] [--weights-dir DIR ...] [--json]
+        [--device cuda --precisions fp32,fp16]   # fp16 against fp32 on a GPU, for accuracy
 
 ``--weights-dir`` more than once gives our engine one row per set of weights and decoder
 (a candidate beside the shipped model, in one run; rows are named by model version).
@@ -29,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--systems", default="billstream,rapidocr,tesseract")
     parser.add_argument("--backend", default="torch", help="billstream backend: torch, onnx, onnx-int8")
     parser.add_argument("--decoders", default="beam,greedy", help="billstream decoders, one row each")
+    parser.add_argument("--device", default="cpu", help="billstream on cpu or cuda (backend torch)")
+    parser.add_argument("--precisions", default="fp32", help="fp32,fp16: one row each (fp16 on cuda only)")
     parser.add_argument("--no-line-crops", action="store_true", help="skip the GT line-crop accuracy (faster)")
     add_weights_dir_option(parser)
     parser.add_argument("--json", action="store_true")
@@ -52,8 +55,12 @@ def main(argv: list[str] | None = None) -> int:
         if name == "billstream":
             for weights_dir in weights_dirs:
                 for decoder in args.decoders.split(","):
-                    readers.append(EngineReader(OcrEngine.load(
-                        weights_dir, EngineOptions(backend=args.backend, threads=args.threads, decoder=decoder))))
+                    for precision in args.precisions.split(","):
+                        if precision not in ("fp32", "fp16") or (precision == "fp16" and args.device == "cpu"):
+                            parser.error(f"precision {precision}: fp32, or fp16 with --device cuda")
+                        readers.append(EngineReader(OcrEngine.load(weights_dir, EngineOptions(
+                            backend=args.backend, device=args.device, threads=args.threads, decoder=decoder,
+                            half=precision == "fp16"))))
         elif name == "rapidocr":
             from bench.peers import RapidOcrReader
 
