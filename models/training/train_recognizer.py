@@ -104,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"receipts: {len(train_receipts)} train, {len(val_receipts)} validation", flush=True)
     train = extract_samples(train_receipts, charset)
     val = extract_samples(val_receipts, charset)
+    detected: list[LineSample] = []
     if args.detected_crops:
         detected = detected_samples(train_receipts, charset, shipped_detector())
         print(f"detected crops: {len(detected)} fitting one annotated line each", flush=True)
@@ -156,7 +157,9 @@ def main(argv: list[str] | None = None) -> int:
                 "file": "crnn.npz", "sha256": sha, "architecture": "crnn", "config": config.to_dict(),
                 "charset": charset.to_manifest(), "input": {"height": 32, "channels": 1, "max_width": 1024,
                                                             "crop_margin": 0.08, "scale": "pixel / 255"},
-            } | provenance(f"{len(train)} real GT line crops from {len(train_receipts)} receipts (receipts-dev minus "
+            } | provenance(f"{len(train) - len(detected)} real GT line crops"
+                           + (f" and {len(detected)} crops along the detector's boxes" if detected else "")
+                           + f" from {len(train_receipts)} receipts (receipts-dev minus "
                            "the validation fold, receipts-extra minus its vendors)"
                            + (f" + {args.synthetic} synthetic lines per epoch in {len(fonts)} Debian fonts"
                               if args.synthetic else "") + f"; width jitter {low}-{high}"
