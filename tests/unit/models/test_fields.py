@@ -65,18 +65,18 @@ def test_the_rule_extractor_returns_each_field_with_its_lines_and_boxes() -> Non
 
 
 def test_a_block_grows_up_and_down_by_its_own_thresholds() -> None:
-    texts = ["CITY MILK", "R&C VENTURE SDN BHD", "(CO. NO. 12345-X)", "NO. 5, JALAN MAJU 3,", "81100 JOHOR BAHRU",
+    texts = ["CITY MILK", "R&C VENTURE TRADING", "(CO. NO. 12345-X)", "NO. 5, JALAN MAJU 3,", "81100 JOHOR BAHRU",
              "TEL 07-1234567"]
     lines = [(text, quad(20, 30 * i, 300, 30 * i + 20)) for i, text in enumerate(texts)]
     probabilities = np.array([[0.6, 0.4, 0.0], [0.1, 0.9, 0.0], [0.6, 0.4, 0.0], [0.2, 0.0, 0.8], [0.6, 0.0, 0.4],
                               [1.0, 0.0, 0.0]], np.float32)
     both = KeyFieldExtractor(None, extend={"company": (0.3, 0.3), "address": (0.3, 0.3)})
     fields = both.extract(lines, (400, 400), probabilities=probabilities)
-    assert fields["company"].lines == (0, 1, 2) and fields["company"].text == "CITY MILK R&C VENTURE SDN BHD"
+    assert fields["company"].lines == (0, 1, 2) and fields["company"].text == "CITY MILK R&C VENTURE TRADING"
     assert fields["address"].lines == (3, 4)
     down_only = KeyFieldExtractor(None, extend={"company": (0.5, 0.3), "address": (0.3, 0.5)})
     fields = down_only.extract(lines, (400, 400), probabilities=probabilities)
-    assert fields["company"].lines == (1, 2) and fields["company"].text == "R&C VENTURE SDN BHD"
+    assert fields["company"].lines == (1, 2) and fields["company"].text == "R&C VENTURE TRADING"
     assert fields["address"].lines == (3,)
 
 
@@ -107,10 +107,50 @@ def test_a_sellers_name_printed_with_its_registration_number_ends_the_company_bl
     # nor is a registered name above the best line joined: its number would sit inside the name
     above = np.array([[0.4, 0.6, 0.0], [0.1, 0.9, 0.0], [0.1, 0.0, 0.9]], np.float32)
     assert extractor.extract(lines, (400, 400), probabilities=above)["company"].lines == (1,)
-    # without a number the two lines are one block
-    plain = [("ABC TRADING SDN BHD", lines[0][1])] + lines[1:]
+    # without a number (or a legal suffix) the two lines are one block
+    plain = [("ABC TRADING", lines[0][1])] + lines[1:]
     assert extractor.extract(plain, (400, 400), probabilities=below)["company"].text == \
-        "ABC TRADING SDN BHD MYDIN MART SRI MUDA"
+        "ABC TRADING MYDIN MART SRI MUDA"
+
+
+def test_a_legal_suffix_ends_the_sellers_name_and_a_brand_above_a_whole_legal_name_is_left_out() -> None:
+    texts = ["SUSHI MENTAI - MAHKOTA CHERAS", "MIZU MENTAI SDN. BHD.", "FIRST WORLD THEME PARK", "NO. 5, JALAN MAJU 3,"]
+    lines = [(text, quad(20, 30 * i, 300, 30 * i + 20)) for i, text in enumerate(texts)]
+    probabilities = np.array([[0.3, 0.7, 0.0], [0.1, 0.9, 0.0], [0.4, 0.6, 0.0], [0.1, 0.0, 0.9]], np.float32)
+    extractor = KeyFieldExtractor(None, extend={"company": (0.5, 0.5), "address": (0.3, 0.3)})
+    company = extractor.extract(lines, (400, 400), probabilities=probabilities)["company"]
+    assert (company.lines, company.text) == ((1,), "MIZU MENTAI SDN. BHD.")
+    # a suffix alone on its line continues the name above it: that name is not a brand
+    split = [("POPULAR BOOK CO. (M)", lines[0][1]), ("SDN BHD", lines[1][1])] + lines[2:]
+    company = extractor.extract(split, (400, 400), probabilities=probabilities)["company"]
+    assert (company.lines, company.text) == ((0, 1), "POPULAR BOOK CO. (M) SDN BHD")
+
+
+def test_a_title_the_detector_parted_into_words_is_joined_into_one_field() -> None:
+    # "SAM SAM | TRADING | CO" on one row, the classifier sure only of the middle piece
+    lines = [("SAM SAM", quad(130, 70, 345, 105)), ("TRADING", quad(368, 68, 588, 106)), ("CO", quad(602, 69, 677, 105)),
+             ("(742016-W)", quad(327, 110, 476, 145)), ("67,JLN MEWAH 25/63,", quad(160, 148, 640, 187)),
+             ("TEL 03-51213881", quad(230, 227, 550, 264))]
+    probabilities = np.array([[0.8, 0.2, 0.0], [0.2, 0.8, 0.0], [0.7, 0.3, 0.0], [0.9, 0.1, 0.0], [0.1, 0.0, 0.9],
+                              [1.0, 0.0, 0.0]], np.float32)
+    extractor = KeyFieldExtractor(None, extend={"company": (0.5, 0.5), "address": (0.3, 0.3)})
+    fields = extractor.extract(lines, (800, 600), probabilities=probabilities)
+    assert (fields["company"].lines, fields["company"].text) == ((0, 1, 2), "SAM SAM TRADING CO")
+    # a piece far along the row is another column, not the same printed line
+    apart = lines[:2] + [("CO", quad(1500, 69, 1560, 105))] + lines[3:]
+    assert extractor.extract(apart, (1600, 600), probabilities=probabilities)["company"].lines == (0, 1)
+
+
+def test_the_sellers_tax_number_ends_the_address_and_is_not_part_of_it() -> None:
+    texts = ["R&C VENTURE SDN BHD", "LOT 1851-A, JALAN KPB 6,", "43300 SERI KEMBANGAN, SELANGOR (GST ID",
+             "NO :000473792512)", "TEL 03-1234567"]
+    lines = [(text, quad(20, 30 * i, 300, 30 * i + 20)) for i, text in enumerate(texts)]
+    probabilities = np.array([[0.1, 0.9, 0.0], [0.1, 0.0, 0.9], [0.2, 0.0, 0.8], [0.4, 0.0, 0.6], [1.0, 0.0, 0.0]],
+                             np.float32)
+    extractor = KeyFieldExtractor(None, extend={"company": (0.5, 0.5), "address": (0.3, 0.3)})
+    address = extractor.extract(lines, (400, 400), probabilities=probabilities)["address"]
+    assert address.text == "LOT 1851-A, JALAN KPB 6, 43300 SERI KEMBANGAN, SELANGOR"
+    assert address.lines == (1, 2) and len(address.boxes) == 2
 
 
 class FirstAmount:
