@@ -244,6 +244,9 @@ def _blocks(rows: list[Row], rights: list[float], probabilities: np.ndarray, ext
         tail = REGISTRATION_TAIL if column == 1 else TAX_TAIL
         text = " ".join(filter(None, (tail.sub("", rows[i].text.strip()) for i in indices))) \
             or " ".join(rows[i].text.strip() for i in indices)
+        if column == 1:  # nor anything printed after the legal suffix, which ends the name
+            suffixes = list(LEGAL_NAME.finditer(text))
+            text = text[:suffixes[-1].end()] if suffixes else text
         return Found(text, None, float(np.mean(probabilities[list(indices), column])), indices)
 
     return found(company, 1), found(address, 2)

@@ -124,6 +124,9 @@ def test_a_legal_suffix_ends_the_sellers_name_and_a_brand_above_a_whole_legal_na
     split = [("POPULAR BOOK CO. (M)", lines[0][1]), ("SDN BHD", lines[1][1])] + lines[2:]
     company = extractor.extract(split, (400, 400), probabilities=probabilities)["company"]
     assert (company.lines, company.text) == ((0, 1), "POPULAR BOOK CO. (M) SDN BHD")
+    # what is read after the suffix is not part of the name
+    glued = [lines[0], ("MIZU MENTAI SDN. BHD.LLR", lines[1][1])] + lines[2:]
+    assert extractor.extract(glued, (400, 400), probabilities=probabilities)["company"].text == "MIZU MENTAI SDN. BHD."
 
 
 def test_a_title_the_detector_parted_into_words_is_joined_into_one_field() -> None:
