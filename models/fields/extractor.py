@@ -225,9 +225,9 @@ def _blocks(rows: list[Row], rights: list[float], probabilities: np.ndarray, ext
     if not rows:
         return None, None
     everywhere = np.ones(len(rows), bool)
-    registered = np.array([bool(REGISTRATION_TAIL.search(r.text) or LEGAL_NAME.search(r.text)) for r in rows], bool)
+    name_ends = np.array([bool(REGISTRATION_TAIL.search(r.text) or LEGAL_NAME.search(r.text)) for r in rows], bool)
     company = _without_brand(rows, rights, _with_fragments(
-        rows, rights, _block(probabilities[:, 1], everywhere, extend["company"], ends=registered)))
+        rows, rights, _block(probabilities[:, 1], everywhere, extend["company"], ends=name_ends)))
     below = np.arange(len(rows)) > (company[-1] if company else -1)
     stops = _not_address(rows)
     address = _with_fragments(rows, rights, _block(probabilities[:, 2], below, extend["address"], stops)
