@@ -4,6 +4,7 @@ the same CPU threads, in one run (the metrics of docs/benchmarks.md).
     python -m bench.ocr_accuracy [--split ../shared/data/receipts-dev] [--fold val] [--threads 2]
         [--systems billstream,rapidocr,tesseract] [--weights-dir DIR ...] [--json]
         [--device cuda --precisions fp32,fp16]   # fp16 against fp32 on a GPU, for accuracy
+        [--decoders beam --word-check off,on]     # the beam with and without its lexicon check
 
 ``--weights-dir`` more than once gives our engine one row per set of weights and decoder
 (a candidate beside the shipped model, in one run; rows are named by model version).
@@ -25,13 +26,16 @@ REPO = Path(__file__).resolve().parents[1]
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--split", type=Path, default=REPO.parent / "shared" / "data" / "receipts-dev")
-    parser.add_argument("--fold", choices=["val", "all"], default="val")
+    parser.add_argument("--fold", choices=["val", "all", "heldout"], default="val",
+                        help="heldout: the receipts of every split in neither training nor the fold "
+                             "(the validation vendors' other receipts, where decoding settings are chosen)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--systems", default="billstream,rapidocr,tesseract")
     parser.add_argument("--backend", default="torch", help="billstream backend: torch, onnx, onnx-int8")
     parser.add_argument("--decoders", default="beam,greedy", help="billstream decoders, one row each")
     parser.add_argument("--device", default="cpu", help="billstream on cpu or cuda (backend torch)")
     parser.add_argument("--precisions", default="fp32", help="fp32,fp16: one row each (fp16 on cuda only)")
+    parser.add_argument("--word-check", default="on", help="on,off: one beam row each (the lexicon check after the beam)")
     parser.add_argument("--no-line-crops", action="store_true", help="skip the GT line-crop accuracy (faster)")
     add_weights_dir_option(parser)
     parser.add_argument("--json", action="store_true")
@@ -44,10 +48,14 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     from models.engine.predictor import EngineOptions, OcrEngine
     from models.evaluation import EngineReader, Reader, evaluate
-    from models.training.receipts import load_receipts, read_val_fold
+    from models.training.receipts import load_all, load_receipts, read_val_fold, split_train_val
 
     receipts = load_receipts(args.split)
-    if args.fold == "val":
+    if args.fold == "heldout":
+        everything = load_all()
+        used = {r.name for part in split_train_val(everything, read_val_fold()) for r in part}
+        receipts = [r for r in everything if r.name not in used]
+    elif args.fold == "val":
         fold = read_val_fold()
         receipts = [r for r in receipts if r.name in fold]
     readers: list[Reader] = []
@@ -58,9 +66,12 @@ def main(argv: list[str] | None = None) -> int:
                     for precision in args.precisions.split(","):
                         if precision not in ("fp32", "fp16") or (precision == "fp16" and args.device == "cpu"):
                             parser.error(f"precision {precision}: fp32, or fp16 with --device cuda")
-                        readers.append(EngineReader(OcrEngine.load(weights_dir, EngineOptions(
-                            backend=args.backend, device=args.device, threads=args.threads, decoder=decoder,
-                            half=precision == "fp16"))))
+                        for check in args.word_check.split(",") if decoder == "beam" else ["on"]:
+                            if check not in ("on", "off"):
+                                parser.error(f"--word-check {check}: on or off")
+                            readers.append(EngineReader(OcrEngine.load(weights_dir, EngineOptions(
+                                backend=args.backend, device=args.device, threads=args.threads, decoder=decoder,
+                                half=precision == "fp16", word_check=check == "on"))))
         elif name == "rapidocr":
             from bench.peers import RapidOcrReader
 
@@ -81,9 +92,11 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(rows))
         return 0
     print(describe())
-    print(f"inputs: {len(receipts)} receipts of {args.split.name} (fold {args.fold}), {args.threads} CPU threads each")
+    source = "all splits" if args.fold == "heldout" else args.split.name
+    print(f"inputs: {len(receipts)} receipts of {source} (fold {args.fold}), {args.threads} CPU threads each")
     columns = ["word_f1_ci", "word_f1_cs", "word_precision_ci", "word_recall_ci", "page_cer", "line_exact_ci",
-               "line_similarity", "seconds_mean", "seconds_p50", "seconds_p95"]
+               "line_similarity", "key_f1", "key_company_f1", "key_address_f1", "key_total_f1", "key_date_f1",
+               "seconds_mean", "seconds_p50", "seconds_p95"]
     columns = [c for c in columns if any(c in r for r in rows.values())]
     print("| system | " + " | ".join(columns) + " | pages/s vs first |")
     print("|---" * (len(columns) + 2) + "|")

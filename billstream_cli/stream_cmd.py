@@ -48,10 +48,12 @@ def expected_model_version(settings: Settings) -> str:
 
 
 def run_stream(settings: Settings, args: argparse.Namespace) -> int:
-    from stream_app.app import build_app, faust_worker, internal_topics
+    from billstream_core.logs import configure_logging
+    from stream_app.app import build_app, faust_worker, internal_topics, log_level
     from stream_app.layout import check_partition_layout
     from stream_app.router import ImageRouter
 
+    configure_logging(log_level(args.loglevel), settings.log.format)  # the router logs before Faust's worker starts
     wait_for_broker(settings.kafka)
     ensure_topics(settings.kafka, settings.topics.all() + internal_topics(settings),
                   replication_factor=settings.topics.replication_factor)

@@ -43,5 +43,5 @@ def logging_config(level: int | str, fmt: str = "text") -> dict[str, Any]:
     }
 
 
-def configure_logging(level: int, fmt: str = "text") -> None:
+def configure_logging(level: int | str, fmt: str = "text") -> None:
     logging.config.dictConfig(logging_config(level, fmt))

@@ -1,5 +1,5 @@
 """What the manifest says the engine needs, read and checked without building a network:
-the configs, the charset, the language model and the key-field models. A worker serving
+the configs, the charset, the language model, the lexicon and the key-field models. A worker serving
 the exported ONNX files loads only this, and never imports torch (600+ MB of a process's
 memory); :mod:`models.networks` builds the torch modules on top of it.
 """
@@ -16,6 +16,7 @@ from models.recognition.char_lm import CharNgramLM
 from models.recognition.charset import Charset
 from models.recognition.config import CRNNConfig
 from models.recognition.ctc import BeamConfig
+from models.recognition.lexicon import Lexicon, WordCheck
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,24 @@ def load_language_model(manifest: dict[str, Any], weights_dir: Path = WEIGHTS_DI
     except (OSError, ValueError, KeyError) as exc:
         raise WeightsError(f"language model {path.name} cannot be read: {exc}") from exc
     return lm, BeamConfig(**entry.get("decoder", {}))
+
+
+def load_word_check(manifest: dict[str, Any], charset: Charset, weights_dir: Path = WEIGHTS_DIR) -> WordCheck | None:
+    """The beam's word check with its sha256-checked lexicon; None when the manifest has none."""
+    entry = (manifest.get("language_model") or {}).get("lexicon")
+    if entry is None:
+        return None
+    path = weights_dir / entry["file"]
+    if not path.exists():
+        raise WeightsError(f"lexicon {path} is missing")
+    if file_sha256(path) != entry["sha256"]:
+        raise WeightsError(f"lexicon {path.name} does not match the sha256 in the manifest "
+                           f"(corrupt or replaced): expected {entry['sha256'][:12]}…")
+    try:
+        lexicon = Lexicon.load(path)
+    except (OSError, ValueError, EOFError) as exc:
+        raise WeightsError(f"lexicon {path.name} cannot be read: {exc}") from exc
+    return WordCheck(lexicon, charset, float(entry.get("margin", 5.0)))
 
 
 def load_field_extractor(manifest: dict[str, Any], weights_dir: Path = WEIGHTS_DIR) -> KeyFieldExtractor:

@@ -54,12 +54,17 @@ def broker_credentials(kafka: KafkaSettings) -> faust.SASLCredentials | faust.SS
 _LEVELS = {"crit": "CRITICAL", "warn": "WARNING"}  # Faust's short names
 
 
+def log_level(loglevel: str) -> str:
+    """The logging level of one of Faust's ``--loglevel`` names."""
+    return _LEVELS.get(loglevel, loglevel.upper())
+
+
 def faust_worker(app: faust.App, loglevel: str, log_format: str = "text") -> faust.Worker:
     """Faust's worker without its terminal spinner. To spin on every log record, the spinner
     sets the root logger to DEBUG; every aiokafka request then built a debug record that
     no handler printed (a tenth of the stream app's CPU in a burst of bills, by py-spy)."""
     worker = faust.Worker(app, loglevel=loglevel, quiet=True,
-                          logging_config=logging_config(_LEVELS.get(loglevel, loglevel.upper()), log_format))
+                          logging_config=logging_config(log_level(loglevel), log_format))
     worker.spinner = None
     return worker
 

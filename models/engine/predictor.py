@@ -54,7 +54,8 @@ from models.preprocess import (
 from models.recognition.char_lm import CharNgramLM
 from models.recognition.charset import Charset
 from models.recognition.ctc import BeamConfig, beam_decode, greedy_decode
-from models.spec import check_weight_files, load_field_extractor, load_language_model, read_spec
+from models.recognition.lexicon import WordCheck
+from models.spec import check_weight_files, load_field_extractor, load_language_model, load_word_check, read_spec
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ class EngineOptions:
     min_confidence: float = 0.0
     decoder: str = "auto"  # auto: beam search with the LM when the manifest ships one, else greedy
     reread: bool = True  # read doubtful lines again, stretched, as the manifest's reread entry says
+    word_check: bool = True  # beam only: out-of-lexicon words checked against the lexicon (models.recognition.lexicon)
     orientation: bool = True  # turn pages upright (quarter turns) before reading them
     level: bool = True  # turn a page whose lines lean a few degrees level (see models.engine.skew)
     cpu_slot: Path | None = None  # a lock file: network calls on the CPU take turns with other processes holding it
@@ -155,6 +157,7 @@ class OcrEngine:
                  language_model: tuple[CharNgramLM, BeamConfig] | None = None,
                  box_calibration: BoxCalibration = BoxCalibration(),
                  reread_config: RereadConfig = RereadConfig(),
+                 word_check: WordCheck | None = None,
                  fields: KeyFieldExtractor | None = None) -> None:
         self.detector = detector
         self.detector_config = detector_config
@@ -174,6 +177,7 @@ class OcrEngine:
         if options.decoder == "beam" and language_model is None:
             raise WeightsError("decoder 'beam' needs a language model in the manifest")
         self.language_model = language_model if options.decoder != "greedy" else None
+        self.word_check = word_check if self.language_model is not None and options.word_check else None
 
     @classmethod
     def load(cls, weights_dir: Path = WEIGHTS_DIR, options: EngineOptions = EngineOptions()) -> OcrEngine:
@@ -182,6 +186,8 @@ class OcrEngine:
             raise WeightsError(f"unknown backend {options.backend!r}; one of {', '.join(BACKENDS)}")
         spec = read_spec(weights_dir)
         language_model = load_language_model(spec.manifest, weights_dir) if options.decoder != "greedy" else None
+        word_check = load_word_check(spec.manifest, spec.charset, weights_dir) \
+            if language_model is not None and options.word_check else None
         detector: Runner
         recognizer: Runner
         slot = CpuSlot(options.cpu_slot) if options.cpu_slot is not None and options.device == "cpu" else None
@@ -206,7 +212,8 @@ class OcrEngine:
                    version=model_version(spec.manifest, serving_profile(
                        options.backend, "beam" if language_model is not None else "greedy",
                        half=options.half and options.backend == "torch" and options.device.startswith("cuda"),
-                       reread=options.reread, orientation=options.orientation, level=options.level)),
+                       reread=options.reread, orientation=options.orientation, level=options.level,
+                       word_check=options.word_check or language_model is None)),
                    crop_margin=spec.recognizer_input.get("crop_margin", 0.08),
                    max_line_width=spec.recognizer_input.get("max_width", 1024), options=options,
                    language_model=language_model,
@@ -214,7 +221,7 @@ class OcrEngine:
                        spec.manifest["detector"].get("postprocess", {}).get("calibration")),
                    reread_config=RereadConfig.from_dict(spec.manifest["recognizer"].get("reread"),
                                                        decoder="beam" if language_model is not None else "greedy"),
-                   fields=load_field_extractor(spec.manifest, weights_dir))
+                   word_check=word_check, fields=load_field_extractor(spec.manifest, weights_dir))
 
     # -- stages ---------------------------------------------------------------------------
 
@@ -276,6 +283,9 @@ class OcrEngine:
             lengths = np.ceil(widths / 4).astype(int)
             if self.language_model is not None:
                 decoded = beam_decode(log_probs, self.charset, *self.language_model, lengths=lengths)
+                if self.word_check is not None:
+                    decoded = [(self.word_check.correct(text, log_probs[:length, row]), confidence)
+                               for row, ((text, confidence), length) in enumerate(zip(decoded, lengths))]
             else:
                 decoded = greedy_decode(log_probs, self.charset, lengths)
             for i, item in zip(indices, decoded):

@@ -1,7 +1,8 @@
 """Build the decoder's character language model from training transcripts only.
 
 The validation fold's receipts are excluded (as for both networks), so its scores stay
-honest. Writes models/weights/char_lm.json.gz and the manifest's ``language_model`` entry.
+honest. Writes models/weights/char_lm.json.gz and the manifest's ``language_model`` entry
+(keeping its ``lexicon``, which `build_lexicon` writes).
 
     python -m models.training.build_lm [--order 6]
 """
@@ -11,6 +12,7 @@ import argparse
 from dataclasses import asdict
 from pathlib import Path
 
+from models.manifest import read_manifest
 from models.recognition.char_lm import CharNgramLM
 from models.recognition.charset import Charset
 from models.recognition.ctc import BeamConfig
@@ -31,12 +33,14 @@ def main(argv: list[str] | None = None) -> int:
     lm = CharNgramLM.build(texts, args.order, alphabet_size=len(charset) - 1)
     path = args.weights_dir / LM_FILE
     lm.save(path)
-    update_manifest("language_model", {
+    manifest_path = args.weights_dir / "manifest.json"
+    kept = {k: v for k, v in (read_manifest(manifest_path).get("language_model") or {}).items() if k == "lexicon"}
+    update_manifest("language_model", kept | {
         "file": LM_FILE, "sha256": file_sha256(path), "type": "char-ngram-witten-bell", "order": args.order,
         "decoder": asdict(BeamConfig()),
         "data": f"{len(texts)} transcript lines of {len(train)} training receipts (validation fold excluded)",
         "command": "python -m models.training.build_lm" + (f" --order {args.order}" if args.order != 6 else ""),
-    }, path=args.weights_dir / "manifest.json")
+    }, path=manifest_path)
     print(f"{path}: order {args.order}, {len(lm.counts)} histories, {path.stat().st_size / 1e6:.1f} MB")
     return 0
 

@@ -63,6 +63,8 @@ def read_receipts(receipts: list[Receipt], threads: int) -> dict[str, dict[str, 
     engine = OcrEngine.load(options=serving_options("onnx-int8", "cpu", threads, "auto"))
     manifest = read_manifest()  # the reading depends on the OCR models, not on the field model
     ocr = ".".join(manifest[k]["sha256"][:8] for k in ("detector", "recognizer", "language_model") if k in manifest)
+    if "lexicon" in manifest.get("language_model", {}):
+        ocr += "." + manifest["language_model"]["lexicon"]["sha256"][:8]
     profile = engine.version.partition("+")[2]  # backend, precision, decoder: they change the reading too
     path = CACHE / f"ocr-{ocr}.code-{code_revision('reading')}+{profile}.jsonl"
     cached: dict[str, dict[str, Any]] = {}

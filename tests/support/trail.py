@@ -6,6 +6,7 @@ broker gone with it) says at which hop the order stopped, not only that it did.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections import defaultdict
 from pathlib import Path
@@ -20,8 +21,12 @@ from stream_app.changelogs import watermarks
 from stream_app.router import router_topics
 
 
-def _records(settings: Settings, topic: str, *, read_committed: bool) -> list[tuple[int, int, bytes, bytes]]:
-    """(partition, offset, key, value) of every record now on ``topic``."""
+def _records(settings: Settings, topic: str, *, read_committed: bool,
+             deadline_s: float = 30.0) -> list[tuple[int, int, bytes, bytes]]:
+    """(partition, offset, key, value) of every record now on ``topic``: read until each
+    partition's position reaches its high mark. A read_committed reader cannot pass an open
+    transaction's records, so it also stops after 3 s without one once every partition has
+    delivered (on a loaded machine the first fetch alone can take longer than that)."""
     reader = make_consumer(settings.kafka, f"trail-{uuid.uuid4().hex}", read_committed=read_committed)
     out: list[tuple[int, int, bytes, bytes]] = []
     try:
@@ -31,13 +36,20 @@ def _records(settings: Settings, topic: str, *, read_committed: bool) -> list[tu
         marks = {partition: watermarks(reader, topic, partition) for partition in metadata.partitions}
         ends = {partition: high for partition, (low, high) in marks.items() if high > low}
         reader.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
-        idle = 0
-        while ends and idle < 6:  # read_committed stops short of the high mark on control records
+        deadline, quiet = time.monotonic() + deadline_s, 0
+        while ends and time.monotonic() < deadline:
             message = reader.poll(0.5)
             if message is None or message.error() is not None:
-                idle += 1
+                positions = reader.position([TopicPartition(topic, p) for p in ends])
+                for tp in positions:  # past control records and aborted ones too
+                    if tp.offset >= ends[tp.partition]:
+                        ends.pop(tp.partition)
+                started = all(tp.offset >= 0 for tp in positions)
+                quiet = quiet + 1 if started else 0
+                if read_committed and quiet >= 6:
+                    break
                 continue
-            idle = 0
+            quiet = 0
             out.append((message.partition() or 0, message.offset() or 0, message.key() or b"", message.value() or b""))
             if (message.offset() or 0) + 1 >= ends.get(message.partition() or 0, 0):
                 ends.pop(message.partition() or 0, None)

@@ -197,7 +197,7 @@ def test_submissions_before_and_during_the_stream_app_start_all_get_one_result(s
     early = {submitter.submit(image, flush=False).order_number for image in images + images[:2]}
     submitter.flush()
     worker = WorkerProcess(settings, "w-early", tmp_path)
-    stream = ServiceProcess(settings, "stream", tmp_path, ["stream-app"])
+    stream = ServiceProcess(settings, "stream", tmp_path, ["stream-app", "--loglevel", "info"])  # its assignments
     try:
         during = {submitter.submit(image, flush=False).order_number for image in images[2:4]}  # not waiting for /ready
         submitter.flush()
