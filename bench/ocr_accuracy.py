@@ -23,6 +23,23 @@ from bench.weights_option import add_weights_dir_option, chosen_weights_dirs
 REPO = Path(__file__).resolve().parents[1]
 
 
+COLUMNS = ["word_f1_ci", "word_f1_cs", "word_precision_ci", "word_recall_ci", "page_cer", "line_exact_ci",
+           "line_similarity", "key_f1", "key_company_f1", "key_address_f1", "key_total_f1", "key_date_f1",
+           "seconds_mean", "seconds_p50", "seconds_p95"]
+
+
+def results_table(rows: dict[str, dict[str, float]]) -> list[str]:
+    """A markdown table of the systems' metrics: a column where any system has it, "—" where
+    one has not (the peers find no key fields), pages/s against the first system."""
+    columns = [c for c in COLUMNS if any(c in r for r in rows.values())]
+    lines = ["| system | " + " | ".join(columns) + " | pages/s vs first |", "|---" * (len(columns) + 2) + "|"]
+    base = next(iter(rows.values()))["seconds_mean"]
+    for name, row in rows.items():
+        cells = [f"{row[c]:.3f}" if c in row else "—" for c in columns]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {base / row['seconds_mean']:.2f}x |")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--split", type=Path, default=REPO.parent / "shared" / "data" / "receipts-dev")
@@ -94,16 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     print(describe())
     source = "all splits" if args.fold == "heldout" else args.split.name
     print(f"inputs: {len(receipts)} receipts of {source} (fold {args.fold}), {args.threads} CPU threads each")
-    columns = ["word_f1_ci", "word_f1_cs", "word_precision_ci", "word_recall_ci", "page_cer", "line_exact_ci",
-               "line_similarity", "key_f1", "key_company_f1", "key_address_f1", "key_total_f1", "key_date_f1",
-               "seconds_mean", "seconds_p50", "seconds_p95"]
-    columns = [c for c in columns if any(c in r for r in rows.values())]
-    print("| system | " + " | ".join(columns) + " | pages/s vs first |")
-    print("|---" * (len(columns) + 2) + "|")
-    base = next(iter(rows.values()))["seconds_mean"]
-    for name, row in rows.items():
-        cells = [f"{row[c]:.3f}" for c in columns]
-        print(f"| {name} | " + " | ".join(cells) + f" | {base / row['seconds_mean']:.2f}x |")
+    print("\n".join(results_table(rows)))
     return 0
 
 
