@@ -15,6 +15,7 @@ from models.manifest import WeightsError, model_version, read_manifest
 from models.recognition.charset import Charset
 from models.recognition.lexicon import Lexicon, WordCheck, ctc_log_likelihood
 from models.spec import load_word_check
+from models.training.tune_word_check import best_margin, margin_rows
 from models.weights_io import WEIGHTS_DIR
 
 CHARSET = Charset()
@@ -97,3 +98,19 @@ def test_the_lexicon_is_part_of_the_model_version_and_checked_at_load(tmp_path: 
     lexicon_path.unlink()
     with pytest.raises(WeightsError, match="is missing"):
         load_word_check(manifest, CHARSET, tmp_path / "weights")
+
+
+def test_the_margin_chosen_spoils_no_line_reads_most_exactly_and_a_tie_goes_to_the_smaller() -> None:
+    truths = ["HEALTH SHOP", "MIZU MENTAI", "TOTAL"]
+    readings = ["HEAITH SHOP", "MIZU MENTAI", "TOTAL"]
+    checked = {3.0: readings, 5.0: ["HEALTH SHOP", "MIZU MENTAI", "TOTAL"], 7.0: ["HEALTH SHOP", "MIZU MENTAL", "TOTAL"],
+               9.0: ["HEALTH SHOP", "MIZU MENTAI", "TOTAL"], 11.0: ["HEALTH SHOP", "MIZU MENTAI", "TOTAL"]}
+    rows = margin_rows(readings, checked, truths)
+    assert [(r["margin"], r["made_right"], r["spoiled"]) for r in rows] == [(0.0, 0, 0), (3.0, 0, 0), (5.0, 1, 0),
+                                                                          (7.0, 1, 1), (9.0, 1, 0), (11.0, 1, 0)]
+    assert rows[2]["line_exact_ci"] == 1.0 and rows[3]["line_exact_ci"] == pytest.approx(2 / 3)
+    assert best_margin(rows) == 5.0  # as exact as 9 and 11, and smaller
+    rows[1]["line_exact_ci"] = 1.0  # had 3 read as many, it would win the tie
+    assert best_margin(rows) == 3.0
+    rows[1]["spoiled"] = 1  # but not had it spoiled a line
+    assert best_margin(rows) == 5.0
