@@ -5,9 +5,10 @@ memory); :mod:`models.networks` builds the torch modules on top of it.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from models.detection.config import DetectorConfig
 from models.fields.extractor import KeyFieldExtractor
@@ -17,6 +18,8 @@ from models.recognition.charset import Charset
 from models.recognition.config import CRNNConfig
 from models.recognition.ctc import BeamConfig
 from models.recognition.lexicon import Lexicon, WordCheck
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -42,23 +45,32 @@ def read_spec(weights_dir: Path = WEIGHTS_DIR) -> ModelSpec:
     return ModelSpec(manifest, DetectorConfig.from_dict(det_entry["config"]), charset, rec_config, rec_entry["input"])
 
 
+def _checked_file(entry: dict[str, Any], weights_dir: Path, what: str) -> Path:
+    """The entry's file, there and matching the sha256 the manifest gives it."""
+    path = weights_dir / entry["file"]
+    if not path.exists():
+        raise WeightsError(f"{what} {path} is missing")
+    if file_sha256(path) != entry["sha256"]:
+        raise WeightsError(f"{what} {path.name} does not match the sha256 in the manifest "
+                           f"(corrupt or replaced): expected {entry['sha256'][:12]}…")
+    return path
+
+
+def _read_checked(entry: dict[str, Any], weights_dir: Path, what: str, read: Callable[[Path], T]) -> T:
+    path = _checked_file(entry, weights_dir, what)
+    try:
+        return read(path)
+    except (OSError, ValueError, KeyError, EOFError) as exc:
+        raise WeightsError(f"{what} {path.name} cannot be read: {exc}") from exc
+
+
 def load_language_model(manifest: dict[str, Any], weights_dir: Path = WEIGHTS_DIR
                         ) -> tuple[CharNgramLM, BeamConfig] | None:
     """The decoder's LM and beam settings, sha256-checked; None when the manifest has none."""
     entry = manifest.get("language_model")
     if entry is None:
         return None
-    path = weights_dir / entry["file"]
-    if not path.exists():
-        raise WeightsError(f"language model {path} is missing")
-    if file_sha256(path) != entry["sha256"]:
-        raise WeightsError(f"language model {path.name} does not match the sha256 in the manifest "
-                           f"(corrupt or replaced): expected {entry['sha256'][:12]}…")
-    try:
-        lm = CharNgramLM.load(path)
-    except (OSError, ValueError, KeyError) as exc:
-        raise WeightsError(f"language model {path.name} cannot be read: {exc}") from exc
-    return lm, BeamConfig(**entry.get("decoder", {}))
+    return _read_checked(entry, weights_dir, "language model", CharNgramLM.load), BeamConfig(**entry.get("decoder", {}))
 
 
 def load_word_check(manifest: dict[str, Any], charset: Charset, weights_dir: Path = WEIGHTS_DIR) -> WordCheck | None:
@@ -66,17 +78,7 @@ def load_word_check(manifest: dict[str, Any], charset: Charset, weights_dir: Pat
     entry = (manifest.get("language_model") or {}).get("lexicon")
     if entry is None:
         return None
-    path = weights_dir / entry["file"]
-    if not path.exists():
-        raise WeightsError(f"lexicon {path} is missing")
-    if file_sha256(path) != entry["sha256"]:
-        raise WeightsError(f"lexicon {path.name} does not match the sha256 in the manifest "
-                           f"(corrupt or replaced): expected {entry['sha256'][:12]}…")
-    try:
-        lexicon = Lexicon.load(path)
-    except (OSError, ValueError, EOFError) as exc:
-        raise WeightsError(f"lexicon {path.name} cannot be read: {exc}") from exc
-    return WordCheck(lexicon, charset, float(entry.get("margin", 5.0)))
+    return WordCheck(_read_checked(entry, weights_dir, "lexicon", Lexicon.load), charset, float(entry.get("margin", 5.0)))
 
 
 def load_field_extractor(manifest: dict[str, Any], weights_dir: Path = WEIGHTS_DIR) -> KeyFieldExtractor:
@@ -89,13 +91,7 @@ def load_field_extractor(manifest: dict[str, Any], weights_dir: Path = WEIGHTS_D
     for role in ("lines", "totals"):
         if role not in entry:
             continue
-        path = weights_dir / entry[role]["file"]
-        if not path.exists():
-            raise WeightsError(f"key-field model {path} is missing")
-        if file_sha256(path) != entry[role]["sha256"]:
-            raise WeightsError(f"key-field model {path.name} does not match the sha256 in the manifest "
-                               f"(corrupt or replaced): expected {entry[role]['sha256'][:12]}…")
-        texts[role] = path.read_text(encoding="utf-8")
+        texts[role] = _checked_file(entry[role], weights_dir, "key-field model").read_text(encoding="utf-8")
     try:
         extend = {name: (float(up), float(down)) for name, (up, down) in entry.get("extend", {}).items()}
         return KeyFieldExtractor.from_text(texts["lines"], texts.get("totals"), float(entry.get("threshold", 0.5)),
