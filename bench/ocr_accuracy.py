@@ -65,13 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     from models.engine.predictor import EngineOptions, OcrEngine
     from models.evaluation import EngineReader, Reader, evaluate
-    from models.training.receipts import load_all, load_receipts, read_val_fold, split_train_val
+    from models.training.receipts import held_out_receipts, load_all, load_receipts, read_val_fold
 
     receipts = load_receipts(args.split)
     if args.fold == "heldout":
-        everything = load_all()
-        used = {r.name for part in split_train_val(everything, read_val_fold()) for r in part}
-        receipts = [r for r in everything if r.name not in used]
+        receipts = held_out_receipts(load_all(), read_val_fold())
     elif args.fold == "val":
         fold = read_val_fold()
         receipts = [r for r in receipts if r.name in fold]

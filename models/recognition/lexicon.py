@@ -53,9 +53,6 @@ class Lexicon:
         with open(path, "wb") as raw, gzip.GzipFile("", "wb", fileobj=raw, mtime=0) as handle:
             handle.write(("\n".join(sorted(self.words)) + "\n").encode("ascii"))
 
-    def __contains__(self, word: str) -> bool:
-        return word.upper() in self.words
-
     def __len__(self) -> int:
         return len(self.words)
 

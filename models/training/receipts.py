@@ -92,3 +92,11 @@ def split_train_val(receipts: list[Receipt], val_names: set[str]) -> tuple[list[
     val_vendors = {vendor_key(r.company) for r in val}
     train = [r for r in receipts if r.name not in val_names and vendor_key(r.company) not in val_vendors]
     return train, val
+
+
+def held_out_receipts(receipts: list[Receipt], val_names: set[str]) -> list[Receipt]:
+    """The receipts in neither training nor the fold: the fold vendors' other receipts, where
+    decoding settings are chosen without touching the fold."""
+    train, val = split_train_val(receipts, val_names)
+    used = {r.name for r in train} | {r.name for r in val}
+    return [r for r in receipts if r.name not in used]

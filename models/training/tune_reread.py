@@ -27,7 +27,7 @@ from tqdm import tqdm
 from models.engine.reread import most_confident, stretch_width
 from models.manifest import WEIGHTS_DIR, read_manifest
 from models.training.metrics import LineAccuracy
-from models.training.receipts import load_all, read_val_fold, split_train_val
+from models.training.receipts import held_out_receipts, load_all, read_val_fold
 
 THRESHOLDS = (0.95, 0.98, 0.99)
 FACTORS = (1.15, 1.3, 1.45)
@@ -39,10 +39,7 @@ def held_out_crops(max_width: int, margin: float) -> tuple[list[np.ndarray], lis
     from models.intake import decode_image
     from models.preprocess import crop_quad, resize_to_height
 
-    receipts = load_all()
-    train, val = split_train_val(receipts, read_val_fold())
-    used = {r.name for r in train} | {r.name for r in val}
-    held_out = [r for r in receipts if r.name not in used]
+    held_out = held_out_receipts(load_all(), read_val_fold())
     lines, truths = [], []
     for receipt in tqdm(held_out, desc="cropping", file=sys.stderr):
         gray = decode_image(receipt.image_path.read_bytes(), LimitSettings()).gray

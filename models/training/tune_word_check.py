@@ -66,10 +66,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     from models.engine.predictor import EngineOptions, OcrEngine
     from models.recognition.ctc import beam_decode
+    from models.spec import load_word_check
 
     engine = OcrEngine.load(args.weights_dir, EngineOptions(backend="onnx-int8", threads=args.threads, reread=False,
                                                             word_check=False))
-    check = OcrEngine.load(args.weights_dir, EngineOptions(backend="onnx-int8", threads=args.threads)).word_check
+    check = load_word_check(read_manifest(args.weights_dir / "manifest.json"), engine.charset, args.weights_dir)
     if engine.language_model is None or check is None:
         raise SystemExit("the manifest has no language model or no lexicon: run build_lm and build_lexicon first")
     lines, truths, receipts = held_out_crops(engine.max_line_width, engine.crop_margin)
