@@ -169,6 +169,7 @@ class OcrEngine:
         self.max_line_width = max_line_width
         self.options = options
         self.box_calibration = box_calibration
+        self.join_pieces = True  # join a row's overlapping boxes (off only to fit the calibration)
         self.fields = fields or KeyFieldExtractor(None)
         self.reread_config = reread_config if options.reread else RereadConfig()
         self._network: ThreadPoolExecutor | None = None
@@ -253,7 +254,7 @@ class OcrEngine:
                 prob = 1.0 / (1.0 + np.exp(-logits[i, 0, :image.shape[0], :width]))
                 out.append(boxes_from_map(prob, scale=scale, threshold=self.options.detect_threshold,
                                           min_score=self.options.detect_min_score, page_shape=page.shape,
-                                          calibration=self.box_calibration))
+                                          calibration=self.box_calibration, join=self.join_pieces))
         return out
 
     def recognize(self, crops: list[np.ndarray]) -> list[tuple[str, float]]:

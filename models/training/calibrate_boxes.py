@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from models.detection.geometry import quad_frame
 from models.detection.matching import box_scores, match_boxes
-from models.detection.postprocess import BoxCalibration
+from models.detection.postprocess import BoxCalibration, DetectedLine, join_overlapping
 from models.manifest import WEIGHTS_DIR, read_manifest
 from models.training.receipts import Receipt, load_all, read_val_fold, split_train_val
 
@@ -50,12 +50,13 @@ def fit_calibration(pairs: list[BoxPair]) -> BoxCalibration:
 
 def box_agreement(pairs_per_page: list[tuple[list[np.ndarray], list[np.ndarray]]],
                   calibration: BoxCalibration) -> dict[str, float]:
-    """Box precision/recall/F1 at IoU ≥ 0.5 and the mean IoU of matched boxes, after calibrating."""
+    """Box precision/recall/F1 at IoU ≥ 0.5 and the mean IoU of matched boxes, after calibrating
+    each page's pieces (in reading order) and joining a row's overlapping ones, as serving does."""
     matched = predicted = truth = 0
     ious: list[float] = []
-    for detected, annotated in pairs_per_page:
-        calibrated = [calibration.apply(q) for q in detected]
-        pairs = match_boxes(calibrated, annotated)
+    for pieces, annotated in pairs_per_page:
+        detected = [line.quad for line in join_overlapping([DetectedLine(calibration.apply(q), 1.0) for q in pieces])]
+        pairs = match_boxes(detected, annotated)
         matched, predicted, truth = matched + len(pairs), predicted + len(detected), truth + len(annotated)
         ious.extend(iou for _, _, iou in pairs)
     return box_scores(matched, predicted, truth) | {"mean_iou": float(np.mean(ious)) if ious else 0.0}
@@ -87,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.monotonic()
     engine = OcrEngine.load(args.weights_dir, EngineOptions(backend="onnx", threads=args.threads, decoder="greedy"))
-    engine.box_calibration = BoxCalibration()  # measure the detector's own boxes
+    engine.box_calibration = BoxCalibration()  # measure the detector's own boxes,
+    engine.join_pieces = False  # piece by piece: serving joins a row's pieces after calibrating
     train_receipts, val_receipts = split_train_val(load_all(), read_val_fold())
     train_receipts = train_receipts[:args.limit] if args.limit else train_receipts
     train = detect_all(engine, train_receipts, "training receipts")

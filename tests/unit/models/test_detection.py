@@ -7,7 +7,7 @@ import torch
 from models.detection.geometry import core_mask, order_quad, shrink, unclip
 from models.detection.matching import match_boxes
 from models.detection.net import DetectorConfig, build_detector
-from models.detection.postprocess import BoxCalibration, DetectedLine, boxes_from_map, reading_order
+from models.detection.postprocess import BoxCalibration, DetectedLine, boxes_from_map, join_overlapping, reading_order
 from models.manifest import model_version
 from models.training.calibrate_boxes import fit_calibration
 
@@ -130,3 +130,31 @@ def test_detector_keeps_input_size_and_rejects_odd_sizes() -> None:
         assert model(torch.rand(1, 1, 64, 96)).shape == (1, 1, 64, 96)
         with pytest.raises(ValueError, match="multiples of 16"):
             model(torch.rand(1, 1, 60, 96))
+
+
+def test_overlapping_pieces_of_one_row_are_joined_into_one_line() -> None:
+    pieces = [DetectedLine(rect(20, 10, 120, 34), 0.9), DetectedLine(rect(110, 11, 200, 33), 0.7)]
+    joined = join_overlapping(pieces)
+    assert len(joined) == 1
+    np.testing.assert_allclose(joined[0].quad, rect(20, 10, 200, 34))
+    assert joined[0].score == pytest.approx(0.7)
+
+
+def test_lines_apart_or_on_other_rows_stay_apart() -> None:
+    apart = [DetectedLine(rect(20, 10, 120, 34), 0.9), DetectedLine(rect(125, 10, 200, 34), 0.9)]
+    rows = [DetectedLine(rect(20, 10, 120, 34), 0.9), DetectedLine(rect(100, 30, 200, 54), 0.9)]
+    inside = [DetectedLine(rect(20, 10, 200, 34), 0.9), DetectedLine(rect(60, 10, 80, 34), 0.9)]
+    for lines in (apart, rows, inside):
+        assert join_overlapping(lines) == lines
+
+
+def test_a_line_the_map_parted_at_a_wide_space_comes_back_whole() -> None:
+    prob = np.zeros((60, 260), np.float32)
+    prob[20:32, 20:100] = 0.95   # cores 12 high: their boxes reach 6 past each end
+    prob[20:32, 106:180] = 0.95  # 6 apart: the boxes overlap
+    prob[20:32, 215:250] = 0.95  # 35 apart: a line of its own
+    found = boxes_from_map(prob, scale=1.0)
+    assert len(found) == 2
+    assert found[0].quad[:, 0].min() == pytest.approx(14, abs=1.5)
+    assert found[0].quad[:, 0].max() == pytest.approx(186, abs=1.5)
+    assert found[1].quad[:, 0].min() > 200
