@@ -5,6 +5,7 @@ the same CPU threads, in one run (the metrics of docs/benchmarks.md).
         [--systems billstream,rapidocr,tesseract] [--weights-dir DIR ...] [--json]
         [--device cuda --precisions fp32,fp16]   # fp16 against fp32 on a GPU, for accuracy
         [--decoders beam --word-check off,on]     # the beam with and without its lexicon check
+        [--line-floor off,on]                     # with and without the confidence floor for lines
 
 ``--weights-dir`` more than once gives our engine one row per set of weights and decoder
 (a candidate beside the shipped model, in one run; rows are named by model version).
@@ -12,6 +13,7 @@ the same CPU threads, in one run (the metrics of docs/benchmarks.md).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sys
@@ -53,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", help="billstream on cpu or cuda (backend torch)")
     parser.add_argument("--precisions", default="fp32", help="fp32,fp16: one row each (fp16 on cuda only)")
     parser.add_argument("--word-check", default="on", help="on,off: one beam row each (the lexicon check after the beam)")
+    parser.add_argument("--line-floor", default="on", help="on,off: one row each (lines read below the manifest's "
+                                                            "confidence floor dropped)")
     parser.add_argument("--no-line-crops", action="store_true", help="skip the GT line-crop accuracy (faster)")
     add_weights_dir_option(parser)
     parser.add_argument("--json", action="store_true")
@@ -81,12 +85,13 @@ def main(argv: list[str] | None = None) -> int:
                     for precision in args.precisions.split(","):
                         if precision not in ("fp32", "fp16") or (precision == "fp16" and args.device == "cpu"):
                             parser.error(f"precision {precision}: fp32, or fp16 with --device cuda")
-                        for check in args.word_check.split(",") if decoder == "beam" else ["on"]:
-                            if check not in ("on", "off"):
-                                parser.error(f"--word-check {check}: on or off")
+                        checks = args.word_check.split(",") if decoder == "beam" else ["on"]
+                        for check, floor in itertools.product(checks, args.line_floor.split(",")):
+                            if check not in ("on", "off") or floor not in ("on", "off"):
+                                parser.error(f"--word-check {check} --line-floor {floor}: each on or off")
                             readers.append(EngineReader(OcrEngine.load(weights_dir, EngineOptions(
                                 backend=args.backend, device=args.device, threads=args.threads, decoder=decoder,
-                                half=precision == "fp16", word_check=check == "on"))))
+                                half=precision == "fp16", word_check=check == "on", line_floor=floor == "on"))))
         elif name == "rapidocr":
             from bench.peers import RapidOcrReader
 

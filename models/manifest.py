@@ -54,13 +54,14 @@ def resolve_serving(backend: str, device: str, decoder: str, manifest: dict[str,
 
 
 def serving_profile(backend: str, decoder: str, *, half: bool = False, reread: bool = True,
-                    orientation: bool = True, level: bool = True, word_check: bool = True) -> str:
+                    orientation: bool = True, level: bool = True, word_check: bool = True,
+                    line_floor: bool = True) -> str:
     """The serving settings that change the text, resolved: the backend with its precision,
     and the decoder (``onnx-int8.beam``, ``torch-fp16.greedy``)."""
     precision = {"torch": "fp16" if half else "fp32", "onnx": "fp32"}.get(backend)
     name = f"{backend}-{precision}" if precision else backend
     return (f"{name}.{decoder}" + ("" if reread else ".noreread") + ("" if orientation else ".noorient")
-            + ("" if level else ".nolevel") + ("" if word_check else ".nowords"))
+            + ("" if level else ".nolevel") + ("" if word_check else ".nowords") + ("" if line_floor else ".nofloor"))
 
 
 def worker_profile(backend: str, device: str, decoder: str, manifest: dict[str, Any], *, cuda_available: bool) -> str:
@@ -119,6 +120,7 @@ def model_version(manifest: dict[str, Any], profile: str | None = None) -> str:
         settings = {"postprocess": manifest["detector"].get("postprocess", {}),
                     "input": manifest["recognizer"].get("input", {}),
                     "reread": manifest["recognizer"].get("reread", {}),
+                    "line_floor": manifest["recognizer"].get("line_floor", {}),
                     "decoder": manifest.get("language_model", {}).get("decoder", {}),
                     "lexicon": manifest.get("language_model", {}).get("lexicon", {}),
                     "fields": {k: manifest.get("fields", {}).get(k) for k in FIELD_SETTINGS},

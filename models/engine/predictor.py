@@ -25,6 +25,7 @@ from models.detection.config import STRIDE_MULTIPLE, DetectorConfig
 from models.detection.postprocess import BoxCalibration, DetectedLine, boxes_from_map
 from models.documents import decode_document
 from models.engine.cpu_slot import CpuSlot, default_slot_path
+from models.engine.line_floor import floor_for, readable
 from models.engine.orientation import upright
 from models.engine.reread import RereadConfig, reread
 from models.engine.runners import OnnxRunner, Runner
@@ -97,10 +98,10 @@ class EngineOptions:
     line_batch: int = 64
     detect_batch: int = 1  # pages per detector call, padded to one tensor (a GPU wants many; a CPU gains nothing)
     decode_beside_network: bool = False  # recognizer batches run on their own thread while lines are decoded
-    min_confidence: float = 0.0
     decoder: str = "auto"  # auto: beam search with the LM when the manifest ships one, else greedy
     reread: bool = True  # read doubtful lines again, stretched, as the manifest's reread entry says
     word_check: bool = True  # beam only: out-of-lexicon words checked against the lexicon (models.recognition.lexicon)
+    line_floor: bool = True  # drop lines read below the manifest's confidence floor (models.engine.line_floor)
     orientation: bool = True  # turn pages upright (quarter turns) before reading them
     level: bool = True  # turn a page whose lines lean a few degrees level (see models.engine.skew)
     cpu_slot: Path | None = None  # a lock file: network calls on the CPU take turns with other processes holding it
@@ -158,7 +159,7 @@ class OcrEngine:
                  box_calibration: BoxCalibration = BoxCalibration(),
                  reread_config: RereadConfig = RereadConfig(),
                  word_check: WordCheck | None = None,
-                 fields: KeyFieldExtractor | None = None) -> None:
+                 fields: KeyFieldExtractor | None = None, line_floor: float = 0.0) -> None:
         self.detector = detector
         self.detector_config = detector_config
         self.recognizer = recognizer
@@ -172,6 +173,7 @@ class OcrEngine:
         self.join_pieces = True  # join a row's overlapping boxes (off only to fit the calibration)
         self.fields = fields or KeyFieldExtractor(None)
         self.reread_config = reread_config if options.reread else RereadConfig()
+        self.line_floor = line_floor if options.line_floor else 0.0
         self._network: ThreadPoolExecutor | None = None
         if options.decoder not in DECODERS:
             raise WeightsError(f"unknown decoder {options.decoder!r}; one of {', '.join(DECODERS)}")
@@ -214,7 +216,7 @@ class OcrEngine:
                        options.backend, "beam" if language_model is not None else "greedy",
                        half=options.half and options.backend == "torch" and options.device.startswith("cuda"),
                        reread=options.reread, orientation=options.orientation, level=options.level,
-                       word_check=options.word_check or language_model is None)),
+                       word_check=options.word_check or language_model is None, line_floor=options.line_floor)),
                    crop_margin=spec.recognizer_input.get("crop_margin", 0.08),
                    max_line_width=spec.recognizer_input.get("max_width", 1024), options=options,
                    language_model=language_model,
@@ -222,7 +224,9 @@ class OcrEngine:
                        spec.manifest["detector"].get("postprocess", {}).get("calibration")),
                    reread_config=RereadConfig.from_dict(spec.manifest["recognizer"].get("reread"),
                                                        decoder="beam" if language_model is not None else "greedy"),
-                   word_check=word_check, fields=load_field_extractor(spec.manifest, weights_dir))
+                   word_check=word_check, fields=load_field_extractor(spec.manifest, weights_dir),
+                   line_floor=floor_for(spec.manifest["recognizer"].get("line_floor"),
+                                        "beam" if language_model is not None else "greedy"))
 
     # -- stages ---------------------------------------------------------------------------
 
@@ -350,9 +354,8 @@ class OcrEngine:
                 degrees = layer.turned
                 lines = [RecognizedLine(line.text, 1.0, line.quad) for line in layer.lines]
             else:
-                lines = [RecognizedLine(text, confidence, line.quad)
-                         for line, (text, confidence) in zip(found, texts[cursor:cursor + len(found)])
-                         if text.strip() and confidence >= self.options.min_confidence]
+                lines = [RecognizedLine(text, confidence, line.quad) for line, text, confidence
+                         in readable(found, texts[cursor:cursor + len(found)], self.line_floor)]
             cursor += len(found)
             timing["recognize_ms"] = per_line_ms * len(found)
             t0 = time.perf_counter()

@@ -65,6 +65,8 @@ def read_receipts(receipts: list[Receipt], threads: int) -> dict[str, dict[str, 
     ocr = ".".join(manifest[k]["sha256"][:8] for k in ("detector", "recognizer", "language_model") if k in manifest)
     if "lexicon" in manifest.get("language_model", {}):
         ocr += "." + manifest["language_model"]["lexicon"]["sha256"][:8]
+    settings = {k: manifest["recognizer"].get(k) for k in ("reread", "line_floor")}  # they change the lines too
+    ocr += "." + hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:6]
     profile = engine.version.partition("+")[2]  # backend, precision, decoder: they change the reading too
     path = CACHE / f"ocr-{ocr}.code-{code_revision('reading')}+{profile}.jsonl"
     cached: dict[str, dict[str, Any]] = {}

@@ -66,3 +66,15 @@ def test_a_change_to_the_engine_code_is_another_model_version(tmp_path: Path, mo
     crlf = copy / "engine" / "skew.py"
     crlf.write_bytes(crlf.read_bytes().replace(b"\n", b"\r\n"))  # a Windows checkout
     assert version() == after_reading
+
+
+def test_the_line_floor_is_part_of_the_version_and_can_be_turned_off() -> None:
+    manifest = read_manifest()
+    assert manifest["recognizer"]["line_floor"]["below"] > 0
+    changed = {**manifest, "recognizer": {**manifest["recognizer"], "line_floor": {"below": 0.1}}}
+    assert model_version(changed, "onnx-int8.beam") != model_version(manifest, "onnx-int8.beam")
+    beam, greedy = OcrEngine.load(options=EngineOptions()), OcrEngine.load(options=EngineOptions(decoder="greedy"))
+    assert beam.line_floor == manifest["recognizer"]["line_floor"]["below"]
+    assert greedy.line_floor == manifest["recognizer"]["line_floor"]["greedy"]["below"]
+    off = OcrEngine.load(options=EngineOptions(line_floor=False))
+    assert off.line_floor == 0.0 and off.version.endswith(".nofloor") and off.version != beam.version
