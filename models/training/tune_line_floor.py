@@ -13,20 +13,18 @@ characters, which the CER counts and word F1 (all its words wrong either way) do
 """
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import sys
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
 from models.evaluation import ordered_text
-from models.manifest import WEIGHTS_DIR, read_manifest
+from models.manifest import read_manifest
 from models.training.metrics import PageMetrics
 from models.training.receipts import Receipt, held_out_receipts, load_all, read_val_fold
+from models.training.tuning import tuning_parser
 from models.weights_io import update_manifest
 
 FLOORS = tuple(round(0.1 * k, 1) for k in range(10))
@@ -70,11 +68,7 @@ def read_pages(engine: Any, receipts: list[Receipt]) -> list[Page]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--weights-dir", type=Path, default=WEIGHTS_DIR)
-    parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
-    parser.add_argument("--write", action="store_true", help="store the chosen floors in the manifest")
-    parser.add_argument("--json", action="store_true")
+    parser = tuning_parser(__doc__, "the chosen floors")
     args = parser.parse_args(argv)
 
     from models.engine.predictor import EngineOptions, OcrEngine

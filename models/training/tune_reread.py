@@ -12,22 +12,20 @@ validation fold is not read.
 """
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
-import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
 from models.engine.reread import most_confident, stretch_width
-from models.manifest import WEIGHTS_DIR, read_manifest
+from models.manifest import read_manifest
 from models.training.metrics import LineAccuracy
 from models.training.receipts import held_out_receipts, load_all, read_val_fold
+from models.training.tuning import tuning_parser
 
 THRESHOLDS = (0.95, 0.98, 0.99)
 FACTORS = (1.15, 1.3, 1.45)
@@ -80,11 +78,7 @@ def best_row(rows: list[dict[str, Any]], lines: int) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--weights-dir", type=Path, default=WEIGHTS_DIR)
-    parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
-    parser.add_argument("--write", action="store_true", help="store the chosen entries in the manifest")
-    parser.add_argument("--json", action="store_true")
+    parser = tuning_parser(__doc__, "the chosen entries")
     args = parser.parse_args(argv)
 
     from models.engine.predictor import EngineOptions, OcrEngine

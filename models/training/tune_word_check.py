@@ -13,20 +13,19 @@ not read.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
-from models.manifest import WEIGHTS_DIR, read_manifest
+from models.manifest import read_manifest
 from models.training.metrics import LineAccuracy, collapse
 from models.training.tune_reread import held_out_crops
+from models.training.tuning import tuning_parser
 from models.weights_io import update_manifest
 
 MARGINS = (2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 10.0)
@@ -57,11 +56,7 @@ def best_margin(rows: list[dict[str, Any]]) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--weights-dir", type=Path, default=WEIGHTS_DIR)
-    parser.add_argument("--write", action="store_true", help="store the chosen margin in the manifest")
-    parser.add_argument("--json", action="store_true")
+    parser = tuning_parser(__doc__, "the chosen margin")
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     from models.engine.predictor import EngineOptions, OcrEngine
