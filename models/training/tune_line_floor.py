@@ -90,12 +90,13 @@ def main(argv: list[str] | None = None) -> int:
         entry: dict[str, Any] = {"below": chosen[decoders[0]]}
         if decoders[0] != "greedy":
             entry["greedy"] = {"below": chosen["greedy"]}
-        entry["choice"] = {"command": "python -m models.training.tune_line_floor --write",
-                           "data": f"{len(receipts)} receipts in neither training nor the validation fold, "
-                                   "read whole with the engine's own boxes (onnx-int8)",
-                           "without": {d: r["rows"][0] for d, r in results.items()},
-                           "with": {d: r["chosen"] for d, r in results.items()}}
-        manifest["recognizer"]["line_floor"] = entry
+        manifest["recognizer"]["line_floor"] = entry  # what the engine reads, and the model version hashes
+        manifest["recognizer"]["line_floor_choice"] = {
+            "command": "python -m models.training.tune_line_floor --write",
+            "data": f"{len(receipts)} receipts in neither training nor the validation fold, "
+                    "read whole with the engine's own boxes (onnx-int8)",
+            "without": {d: r["rows"][0] for d, r in results.items()},
+            "with": {d: r["chosen"] for d, r in results.items()}}
         update_manifest("recognizer", manifest["recognizer"], path=args.weights_dir / "manifest.json")
     if args.json:
         print(json.dumps(results))
