@@ -53,6 +53,14 @@ def resolve_serving(backend: str, device: str, decoder: str, manifest: dict[str,
     return backend, device, decoder
 
 
+def decoder_entry(entry: dict[str, Any] | None, decoder: str) -> dict[str, Any]:
+    """A per-decoder setting of the manifest (reread, line floor): greedy decoding's confidences
+    run lower than the beam's, so greedy has its own part (``entry["greedy"]``) where one is
+    given; the top level is the beam's."""
+    entry = entry or {}
+    return entry["greedy"] if decoder == "greedy" and "greedy" in entry else entry
+
+
 def serving_profile(backend: str, decoder: str, *, half: bool = False, reread: bool = True,
                     orientation: bool = True, level: bool = True, word_check: bool = True,
                     line_floor: bool = True) -> str:

@@ -13,15 +13,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
+from models.manifest import decoder_entry
+
 Line = TypeVar("Line")
 
 
 def floor_for(entry: dict[str, Any] | None, decoder: str) -> float:
-    """The manifest entry's floor for ``decoder`` (greedy's in ``entry["greedy"]``); 0: none."""
-    entry = entry or {}
-    if decoder == "greedy" and "greedy" in entry:
-        entry = entry["greedy"]
-    return float(entry.get("below", 0.0))
+    """The manifest entry's floor for ``decoder`` (:func:`models.manifest.decoder_entry`); 0: none."""
+    return float(decoder_entry(entry, decoder).get("below", 0.0))
 
 
 def readable(lines: Iterable[Line], readings: Iterable[tuple[str, float]], floor: float

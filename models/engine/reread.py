@@ -16,6 +16,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from models.manifest import decoder_entry
+
 Reading = tuple[str, float]
 
 
@@ -26,11 +28,8 @@ class RereadConfig:
 
     @classmethod
     def from_dict(cls, entry: dict[str, Any] | None, decoder: str = "beam") -> RereadConfig:
-        """The manifest's entry for ``decoder``: greedy decoding's confidences run lower than the
-        beam's, so it has its own entry (``entry["greedy"]``); the top level is the beam's."""
-        entry = entry or {}
-        if decoder == "greedy" and "greedy" in entry:
-            entry = entry["greedy"]
+        """The manifest's entry for ``decoder`` (:func:`models.manifest.decoder_entry`)."""
+        entry = decoder_entry(entry, decoder)
         return cls(float(entry.get("below", 0.0)), tuple(float(f) for f in entry.get("stretch", ())))
 
     @property
