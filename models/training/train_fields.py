@@ -1,6 +1,6 @@
 """Train the key-field line classifier on the engine's own reading of the training receipts.
 
-    python -m models.training.train_fields [--write | --write-extension]
+    python -m models.training.train_fields [--write | --write-extension] [--weights-dir DIR]
 
 1. The engine as a CPU worker serves it (onnx-int8, beam) reads every receipt once; the
    lines are cached under ``~/.cache/billstream/fields/`` by model version.
@@ -12,7 +12,8 @@
    SROIE task-3 measure, with the engine's own OCR in the loop. ``--write`` ships the models'
    text (``models/weights/fields-*.txt``) and their manifest entry; ``--write-extension``
    stores only the block extension (chosen by cross-validation over the training vendors)
-   beside the shipped models.
+   beside the shipped models. ``--weights-dir`` reads and writes a candidate's weights instead
+   (a new detector or recognizer changes the lines the models learn from).
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ from models.fields.amounts import NAMES as AMOUNT_NAMES
 from models.fields.amounts import candidate_features, candidates
 from models.fields.extractor import CLASSES, CURRENCY_FORMS, FIELDS, KeyFieldExtractor, currency_form, rows_of
 from models.fields.features import NAMES, line_features
-from models.manifest import MANIFEST, WEIGHTS_DIR, code_revision, read_manifest
+from models.manifest import WEIGHTS_DIR, code_revision, read_manifest
 from models.spec import load_field_extractor
 from models.training.metrics import KeyFieldMetrics, field_key
 from models.training.receipts import Receipt, load_all, read_val_fold, split_train_val, vendor_key
@@ -54,14 +55,14 @@ def key_fields(receipt: Receipt) -> dict[str, str]:
     return {name: str(data.get(name) or "") for name in FIELDS}
 
 
-def read_receipts(receipts: list[Receipt], threads: int) -> dict[str, dict[str, Any]]:
+def read_receipts(receipts: list[Receipt], threads: int, weights_dir: Path = WEIGHTS_DIR) -> dict[str, dict[str, Any]]:
     """name → {"lines": [(text, quad)], "size": (w, h)}, from the cache or read now."""
     from billstream_core.settings import LimitSettings
     from models.engine.predictor import OcrEngine, serving_options
     from models.intake import decode_image
 
-    engine = OcrEngine.load(options=serving_options("onnx-int8", "cpu", threads, "auto"))
-    manifest = read_manifest()  # the reading depends on the OCR models, not on the field model
+    engine = OcrEngine.load(weights_dir, serving_options("onnx-int8", "cpu", threads, "auto"))
+    manifest = read_manifest(weights_dir / "manifest.json")  # the reading depends on the OCR models, not on the field model
     ocr = ".".join(manifest[k]["sha256"][:8] for k in ("detector", "recognizer", "language_model") if k in manifest)
     if "lexicon" in manifest.get("language_model", {}):
         ocr += "." + manifest["language_model"]["lexicon"]["sha256"][:8]
@@ -210,14 +211,16 @@ def extension_entry(extend: dict[str, tuple[float, float]]) -> dict[str, list[fl
     return {name: list(pair) for name, pair in extend.items()}
 
 
-def write_extension(extend: dict[str, tuple[float, float]], val: list[Receipt], read: dict[str, dict[str, Any]]) -> int:
-    """Store ``extend`` beside the shipped models, with their fold scores under it."""
-    manifest = read_manifest()
+def write_extension(extend: dict[str, tuple[float, float]], val: list[Receipt], read: dict[str, dict[str, Any]],
+                    weights_dir: Path = WEIGHTS_DIR) -> int:
+    """Store ``extend`` beside the models in ``weights_dir``, with their fold scores under it."""
+    path = weights_dir / "manifest.json"
+    manifest = read_manifest(path)
     manifest["fields"].pop("threshold", None)
     manifest["fields"]["extend"] = extension_entry(extend)
-    fold = score(load_field_extractor(manifest), val, read)
+    fold = score(load_field_extractor(manifest, weights_dir), val, read)
     manifest["fields"]["metrics"] = {"fold": fold, "fold_rules_only": score(KeyFieldExtractor(None), val, read)}
-    MANIFEST.write_text(json.dumps(manifest, indent=2) + "\n")
+    path.write_text(json.dumps(manifest, indent=2) + "\n")
     print(f"wrote the block extension to the manifest; the shipped models on the fold: {fold}", file=sys.stderr)
     return 0
 
@@ -240,13 +243,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", action="store_true", help="ship the model into models/weights")
     parser.add_argument("--write-extension", action="store_true",
                         help="only store the block extension chosen now with the shipped models")
+    parser.add_argument("--weights-dir", type=Path, default=WEIGHTS_DIR,
+                        help="the OCR weights that read the receipts, and where --write stores the models")
+    parser.add_argument("--limit", type=int, help="only this many train and validation receipts (smoke runs)")
     args = parser.parse_args(argv)
 
     receipts = load_all()
     train, val = split_train_val(receipts, read_val_fold())
-    read = read_receipts(train + val, args.threads)
+    if args.limit is not None:
+        train, val = train[:args.limit], val[:args.limit]
+    read = read_receipts(train + val, args.threads, args.weights_dir)
     if args.write_extension:  # the shipped models stay: nothing to train but the cross-validation's
-        return write_extension(choose_extension(train, read, args.rounds), val, read)
+        return write_extension(choose_extension(train, read, args.rounds), val, read, args.weights_dir)
     x_train, y_train = dataset(train, read)
     x_val, y_val = dataset(val, read)
     print(f"lines: train {len(y_train)} ({np.bincount(y_train, minlength=3).tolist()} other/company/address), "
@@ -283,17 +291,18 @@ def main(argv: list[str] | None = None) -> int:
                                  "total_currency": with_currency}
         for role, model, names in (("lines", booster, NAMES), ("totals", totals, AMOUNT_NAMES)):
             text = model.model_to_string(num_iteration=model.best_iteration)
-            path = WEIGHTS_DIR / f"fields-{role}.txt"
+            path = args.weights_dir / f"fields-{role}.txt"
             path.write_text(text, encoding="utf-8")
             entry[role] = {"file": path.name, "sha256": hashlib.sha256(text.encode()).hexdigest(),
                            "features": len(names), "rounds": model.best_iteration}
         entry["training"] = {"receipts": len(train), "lines": int(len(y_train)), "line_params": PARAMS,
                              "total_params": RANK_PARAMS, "command": "python -m models.training.train_fields --write"}
         entry["metrics"] = {"fold": learned, "fold_rules_only": rules}
-        manifest = read_manifest()
+        manifest_path = args.weights_dir / "manifest.json"
+        manifest = read_manifest(manifest_path)
         manifest["fields"] = entry
-        MANIFEST.write_text(json.dumps(manifest, indent=2) + "\n")
-        print("wrote models/weights/fields-*.txt and the manifest entry", file=sys.stderr)
+        manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+        print(f"wrote {args.weights_dir}/fields-*.txt and the manifest entry", file=sys.stderr)
     return 0
 
 

@@ -54,3 +54,23 @@ def test_trainer_refuses_a_malformed_architecture_or_jitter(bad: list[str], tmp_
     with pytest.raises(SystemExit) as exit_info:
         train_recognizer.main([*bad, "--run-dir", str(tmp_path / "run"), "--weights-dir", str(tmp_path / "w")])
     assert exit_info.value.code == 2
+
+
+def test_key_field_trainer_writes_a_candidates_models_beside_its_weights(tmp_path: Path) -> None:
+    from models.spec import load_field_extractor
+    from models.training import train_fields
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    for path in WEIGHTS_DIR.iterdir():
+        (weights / path.name).write_bytes(path.read_bytes())
+    shipped = (WEIGHTS_DIR / "manifest.json").read_text()
+    assert train_fields.main(["--limit", "12", "--rounds", "20", "--threads", "1", "--write",
+                              "--weights-dir", str(weights)]) == 0
+    manifest = json.loads((weights / "manifest.json").read_text())
+    entry = manifest["fields"]
+    assert entry["training"]["receipts"] == 12 and 1 <= entry["lines"]["rounds"] <= 20
+    assert entry != json.loads(shipped)["fields"]
+    extractor = load_field_extractor(manifest, weights)  # the written files match their sha256
+    assert extractor.model is not None and extractor.totals is not None
+    assert (WEIGHTS_DIR / "manifest.json").read_text() == shipped  # the shipped models are untouched
