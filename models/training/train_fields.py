@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=600, help="at most; the fold's log loss picks the best")
-    parser.add_argument("--write", action="store_true", help="ship the model into models/weights")
+    parser.add_argument("--write", action="store_true", help="write the models into --weights-dir (the shipped weights)")
     parser.add_argument("--write-extension", action="store_true",
                         help="only store the block extension chosen now with the shipped models")
     parser.add_argument("--weights-dir", type=Path, default=WEIGHTS_DIR,

@@ -63,7 +63,8 @@ def test_key_field_trainer_writes_a_candidates_models_beside_its_weights(tmp_pat
     weights = tmp_path / "weights"
     weights.mkdir()
     for path in WEIGHTS_DIR.iterdir():
-        (weights / path.name).write_bytes(path.read_bytes())
+        if path.is_file():
+            (weights / path.name).write_bytes(path.read_bytes())
     shipped = (WEIGHTS_DIR / "manifest.json").read_text()
     assert train_fields.main(["--limit", "12", "--rounds", "20", "--threads", "1", "--write",
                               "--weights-dir", str(weights)]) == 0
