@@ -39,6 +39,7 @@ from models.manifest import WEIGHTS_DIR, code_revision, read_manifest
 from models.spec import load_field_extractor
 from models.training.metrics import KeyFieldMetrics, field_key
 from models.training.receipts import Receipt, load_all, read_val_fold, split_train_val, vendor_key
+from models.weights_io import update_manifest
 
 CACHE = Path.home() / ".cache" / "billstream" / "fields"
 RANK_PARAMS = {"objective": "lambdarank", "metric": "ndcg", "eval_at": [1], "learning_rate": 0.05, "num_leaves": 15,
@@ -220,7 +221,7 @@ def write_extension(extend: dict[str, tuple[float, float]], val: list[Receipt], 
     manifest["fields"]["extend"] = extension_entry(extend)
     fold = score(load_field_extractor(manifest, weights_dir), val, read)
     manifest["fields"]["metrics"] = {"fold": fold, "fold_rules_only": score(KeyFieldExtractor(None), val, read)}
-    path.write_text(json.dumps(manifest, indent=2) + "\n")
+    update_manifest("fields", manifest["fields"], path=path)
     print(f"wrote the block extension to the manifest; the shipped models on the fold: {fold}", file=sys.stderr)
     return 0
 
@@ -298,10 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         entry["training"] = {"receipts": len(train), "lines": int(len(y_train)), "line_params": PARAMS,
                              "total_params": RANK_PARAMS, "command": "python -m models.training.train_fields --write"}
         entry["metrics"] = {"fold": learned, "fold_rules_only": rules}
-        manifest_path = args.weights_dir / "manifest.json"
-        manifest = read_manifest(manifest_path)
-        manifest["fields"] = entry
-        manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+        update_manifest("fields", entry, path=args.weights_dir / "manifest.json")
         print(f"wrote {args.weights_dir}/fields-*.txt and the manifest entry", file=sys.stderr)
     return 0
 
