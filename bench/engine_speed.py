@@ -4,7 +4,8 @@ runs in its own process (threads pinned, peak RSS measured there).
 
     python -m bench.engine_speed [--split DIR] [--pages 20] [--threads 1,2] [--procs 1,2]
         [--configs torch,onnx,onnx-int8,rapidocr] [--weights-dir DIR ...] [--json]
-        (onnx-int8+greedy: greedy decoding; onnx-int8+beam-nowords: the beam without its word check)
+        (onnx-int8+greedy: greedy decoding; onnx-int8+beam-nowords: the beam without its word check;
+        onnx-int8+beam-python: the beam search in Python instead of compiled)
 
 ``--procs 2`` also runs two processes of each configuration at once (each with ``threads``
 threads, each reading all the pages, started together after their warm-up): what a machine
@@ -51,11 +52,13 @@ def measure(config: str, threads: int, images: list[Path], weights_dir: Path, st
         from models.engine.predictor import EngineOptions, OcrEngine
 
         backend, _, decoder = config.partition("+")  # e.g. onnx-int8+greedy, onnx-int8+beam-nowords
-        decoder, _, flag = decoder.partition("-")  # nowords: the beam without its lexicon check
-        if flag not in ("", "nowords"):
+        # nowords: the beam without its lexicon check; python: the beam search in Python, not compiled
+        decoder, _, flag = decoder.partition("-")
+        if flag not in ("", "nowords", "python"):
             raise ValueError(f"unknown config {config!r}")
         engine = OcrEngine.load(weights_dir, EngineOptions(backend=backend, threads=threads, decoder=decoder or "auto",
-                                                           word_check=flag != "nowords"))
+                                                           word_check=flag != "nowords",
+                                                           compiled_beam=flag != "python"))
         def run(data):
             return len(engine.read_image_bytes(data).lines)
     run(datas[0])  # warm-up

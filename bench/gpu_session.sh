@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 GPU_DIR=.gpu
 PACKAGES=(lightgbm==4.7.0 pydantic==2.14.4 pydantic_core==2.50.5 pydantic-settings==2.16.3 python-dotenv==1.2.4
-          annotated-types==0.8.0 typing-inspection==0.4.5)
+          annotated-types==0.8.0 typing-inspection==0.4.5 numba==0.68.1 llvmlite==0.50.0)
 
 if [[ "${1:-}" == "--prepare" ]]; then
     grep -qx "/$GPU_DIR/" .git/info/exclude 2>/dev/null || echo "/$GPU_DIR/" >> .git/info/exclude

@@ -101,6 +101,7 @@ class EngineOptions:
     decoder: str = "auto"  # auto: beam search with the LM when the manifest ships one, else greedy
     reread: bool = True  # read doubtful lines again, stretched, as the manifest's reread entry says
     word_check: bool = True  # beam only: out-of-lexicon words checked against the lexicon (models.recognition.lexicon)
+    compiled_beam: bool = True  # the numba beam search; False: the Python reference (same readings, ~3x the time)
     line_floor: bool = True  # drop lines read below the manifest's confidence floor (models.engine.line_floor)
     orientation: bool = True  # turn pages upright (quarter turns) before reading them
     level: bool = True  # turn a page whose lines lean a few degrees level (see models.engine.skew)
@@ -180,6 +181,10 @@ class OcrEngine:
         if options.decoder == "beam" and language_model is None:
             raise WeightsError("decoder 'beam' needs a language model in the manifest")
         self.language_model = language_model if options.decoder != "greedy" else None
+        if self.language_model is not None and options.compiled_beam:
+            from models.recognition.compiled_beam import prepare  # numba: only where the beam runs
+
+            prepare(self.language_model[0], charset.chars)
         self.word_check = word_check if self.language_model is not None and options.word_check else None
 
     @classmethod
@@ -287,7 +292,8 @@ class OcrEngine:
             widths = np.array([lines[i].shape[1] for i in indices])
             lengths = np.ceil(widths / 4).astype(int)
             if self.language_model is not None:
-                decoded = beam_decode(log_probs, self.charset, *self.language_model, lengths=lengths)
+                decoded = beam_decode(log_probs, self.charset, *self.language_model, lengths=lengths,
+                                      compiled=self.options.compiled_beam)
                 if self.word_check is not None:
                     decoded = [(self.word_check.correct(text, log_probs[:length, row]), confidence)
                                for row, ((text, confidence), length) in enumerate(zip(decoded, lengths))]

@@ -51,19 +51,30 @@ class BeamConfig:
 
 
 def beam_decode(log_probs: np.ndarray, charset: Charset, lm: CharNgramLM, config: BeamConfig = BeamConfig(),
-                lengths: np.ndarray | None = None) -> list[tuple[str, float]]:
+                lengths: np.ndarray | None = None, *, compiled: bool = True) -> list[tuple[str, float]]:
     """Like :func:`greedy_decode`, with an LM prior; the confidence is the CTC probability of the
-    chosen text per character (geometric mean), so it stays comparable across line lengths."""
+    chosen text per character (geometric mean), so it stays comparable across line lengths.
+    ``compiled``: the numba search (:mod:`models.recognition.compiled_beam`), the same readings
+    at a fraction of the time; False runs the Python reference below."""
     if log_probs.ndim != 3:
         raise ValueError(f"expected (T, B, C) log-probabilities, got shape {log_probs.shape}")
     steps, batch, _ = log_probs.shape
     probs = np.exp(log_probs.astype(np.float64))
     chars = {i: charset.decode([i]) for i in range(len(charset)) if i != charset.blank}
+    tables = None
+    if compiled:  # numba loads here, not with the module: greedy decoding (training) needs none of it
+        from models.recognition.compiled_beam import beam_one, tables_for
+
+        tables = tables_for(lm, charset.chars)
     out: list[tuple[str, float]] = []
     for b in range(batch):
         line = probs[: steps if lengths is None else int(lengths[b]), b]
         if line.size and (line.max(-1) >= config.sure).all():
             out += greedy_decode(log_probs[: line.shape[0], b:b + 1], charset)
+        elif tables is not None:
+            indices, confidence = beam_one(line, charset.blank, tables, config.alpha, config.beta, config.width,
+                                           config.prune, config.blank_skip)
+            out.append((charset.decode(indices), float(confidence)))
         else:
             out.append(_beam_one(line, charset.blank, chars, lm, config))
     return out
