@@ -119,7 +119,8 @@ def beam_one(probs: np.ndarray, blank: int, tables: LmTables, alpha: float, beta
     t = tables
     indices, confidence = _beam(np.ascontiguousarray(probs, np.float64), blank, t.rows, t.totals, t.distinct,
                                 t.starts, t.followers, t.counts, t.char_codes, t.root, t.base, t.order,
-                                t.alphabet_size, t.start_history, t.end_code, alpha, beta, width, prune, blank_skip)
+                                t.alphabet_size, t.start_history, t.end_code, float(alpha), float(beta), int(width),
+                                float(prune), float(blank_skip))  # one compiled signature, whatever the config's types
     return indices.tolist(), confidence
 
 
