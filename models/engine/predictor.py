@@ -54,7 +54,7 @@ from models.preprocess import (
 )
 from models.recognition.char_lm import CharNgramLM
 from models.recognition.charset import Charset
-from models.recognition.ctc import BeamConfig, beam_decode, greedy_decode
+from models.recognition.ctc import BeamConfig, beam_decode, compiled_search, greedy_decode
 from models.recognition.lexicon import WordCheck
 from models.spec import check_weight_files, load_field_extractor, load_language_model, load_word_check, read_spec
 
@@ -181,10 +181,9 @@ class OcrEngine:
         if options.decoder == "beam" and language_model is None:
             raise WeightsError("decoder 'beam' needs a language model in the manifest")
         self.language_model = language_model if options.decoder != "greedy" else None
-        if self.language_model is not None and options.compiled_beam:
-            from models.recognition.compiled_beam import prepare  # numba: only where the beam runs
-
-            prepare(self.language_model[0], charset.chars)
+        search = compiled_search() if self.language_model is not None and options.compiled_beam else None
+        if search is not None and self.language_model is not None:  # compiled (or loaded) now, not at the first bill
+            search.prepare(self.language_model[0], charset.chars)
         self.word_check = word_check if self.language_model is not None and options.word_check else None
 
     @classmethod

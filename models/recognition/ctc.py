@@ -1,8 +1,11 @@
 """CTC decoding in numpy, greedy or beam search with a character LM: testable without a model."""
 from __future__ import annotations
 
+import functools
 import math
+import warnings
 from dataclasses import dataclass
+from types import ModuleType
 
 import numpy as np
 
@@ -61,23 +64,34 @@ def beam_decode(log_probs: np.ndarray, charset: Charset, lm: CharNgramLM, config
     steps, batch, _ = log_probs.shape
     probs = np.exp(log_probs.astype(np.float64))
     chars = {i: charset.decode([i]) for i in range(len(charset)) if i != charset.blank}
-    tables = None
-    if compiled:  # numba loads here, not with the module: greedy decoding (training) needs none of it
-        from models.recognition.compiled_beam import beam_one, tables_for
-
-        tables = tables_for(lm, charset.chars)
+    search = compiled_search() if compiled else None
+    tables = search.tables_for(lm, charset.chars) if search is not None else None
     out: list[tuple[str, float]] = []
     for b in range(batch):
         line = probs[: steps if lengths is None else int(lengths[b]), b]
         if line.size and (line.max(-1) >= config.sure).all():
             out += greedy_decode(log_probs[: line.shape[0], b:b + 1], charset)
-        elif tables is not None:
-            indices, confidence = beam_one(line, charset.blank, tables, config.alpha, config.beta, config.width,
-                                           config.prune, config.blank_skip)
+        elif search is not None and tables is not None:
+            indices, confidence = search.beam_one(line, charset.blank, tables, config.alpha, config.beta,
+                                                  config.width, config.prune, config.blank_skip)
             out.append((charset.decode(indices), float(confidence)))
         else:
             out.append(_beam_one(line, charset.blank, chars, lm, config))
     return out
+
+
+@functools.cache
+def compiled_search() -> ModuleType | None:
+    """The compiled search's module, loaded at the first beam (greedy decoding, as in training,
+    needs no numba); None, with a warning, where numba is missing: the Python search then
+    reads the same text, slower. numba is a dependency; a bare GPU image may lack it."""
+    try:
+        from models.recognition import compiled_beam
+    except ImportError as exc:
+        warnings.warn(f"the compiled beam search is unavailable ({exc}); pip install numba. "
+                      "The beam search runs in Python: the same readings, about 3x the time", stacklevel=3)
+        return None
+    return compiled_beam
 
 
 def _beam_one(probs: np.ndarray, blank: int, chars: dict[int, str], lm: CharNgramLM,

@@ -56,3 +56,24 @@ def test_compiled_search_agrees_with_the_reference_under_the_shipped_lm() -> Non
     log_probs = ctc_outputs(np.random.default_rng(7), lines=40, steps=60, classes=len(spec.charset))
     assert beam_decode(log_probs, spec.charset, lm, config) == \
         beam_decode(log_probs, spec.charset, lm, config, compiled=False)
+
+
+def test_without_numba_the_beam_warns_once_and_reads_the_same_in_python(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from models import recognition
+    from models.recognition import ctc
+
+    lm = CharNgramLM.build(TEXTS, order=5, alphabet_size=len(CHARSET) - 1)
+    log_probs = ctc_outputs(np.random.default_rng(3), lines=20, steps=30, classes=len(CHARSET))
+    expected = beam_decode(log_probs, CHARSET, lm)
+    monkeypatch.setitem(sys.modules, "numba", None)  # import numba now raises ImportError
+    monkeypatch.delitem(sys.modules, "models.recognition.compiled_beam")
+    monkeypatch.delattr(recognition, "compiled_beam")
+    ctc.compiled_search.cache_clear()
+    try:
+        with pytest.warns(UserWarning, match="pip install numba"):
+            assert beam_decode(log_probs, CHARSET, lm) == expected
+        assert ctc.compiled_search() is None
+    finally:
+        ctc.compiled_search.cache_clear()
