@@ -14,7 +14,7 @@ PACKAGES=(lightgbm==4.7.0 pydantic==2.14.4 pydantic_core==2.50.5 pydantic-settin
           annotated-types==0.8.0 typing-inspection==0.4.5)
 # numba (the compiled beam search) is not carried: its llvmlite wheel alone would pass the
 # call's 64 MiB. Where the device image lacks it, the engine warns and runs the beam in
-# Python (the same readings, slower), and the table's beam rows say so below.
+# Python (the same readings, slower); gpu.txt says which search ran.
 
 if [[ "${1:-}" == "--prepare" ]]; then
     grep -qx "/$GPU_DIR/" .git/info/exclude 2>/dev/null || echo "/$GPU_DIR/" >> .git/info/exclude
