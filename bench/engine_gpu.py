@@ -10,6 +10,7 @@ a check of the bench itself before GPU time is spent on it.
 
     python -m bench.engine_gpu [--split DIR] [--pages 64] [--batches 1,8,32] [--detect-batches 1,16] [--procs 1,4]
         [--configs fp16+greedy,fp16+auto,fp32+greedy] [--json]
+        (fp16+auto-python: the beam search in Python instead of compiled)
 """
 from __future__ import annotations
 
@@ -73,8 +74,12 @@ def load_engine(config: str, detect_batch: int, device: str) -> OcrEngine:
     from models.engine.predictor import EngineOptions, OcrEngine
 
     precision, _, decoder = config.partition("+")
+    decoder, _, flag = decoder.partition("-")  # python: the beam search in Python, beside the compiled one
+    if flag not in ("", "python"):
+        raise ValueError(f"unknown config {config!r}")
     return OcrEngine.load(options=EngineOptions(backend="torch", device=device, half=precision == "fp16",
-                                                decoder=decoder or "auto", detect_batch=detect_batch))
+                                                decoder=decoder or "auto", detect_batch=detect_batch,
+                                                compiled_beam=flag != "python"))
 
 
 def child(config: str, batch: int, detect_batch: int, device: str, split: Path, count: int, start_line: Path) -> int:

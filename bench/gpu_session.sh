@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU checks of the engine, as one command for a lent GPU machine (which reaches no
 # network): the speed table (pages per detector call, engine processes sharing the GPU) and
-# fp16 against fp32 for accuracy on the validation fold. About 6 minutes on an H100.
+# fp16 against fp32 for accuracy on the validation fold. About 6 minutes on an H100 before the
+# Python-beam rows (fp16+auto-python) were added; one config more, so about 7 to 8 now (estimated).
 #
 # Here, first (needs the network and ../shared):   bench/gpu_session.sh --prepare
 #   puts the Python wheels the device image lacks in .gpu/wheels and the fold's receipts in
@@ -38,6 +39,6 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT
 { python3 -c 'import numba; print("beam search: compiled, numba", numba.__version__)' 2>/dev/null \
     || echo "beam search: Python (numba is not on this machine)"; } | tee -a "$OUT_DIR/gpu.txt"
 python3 -m bench.engine_gpu --split "$GPU_DIR/receipts-dev" --pages 64 --batches 8,32 --detect-batches 1,16 \
-    --procs 1,4 --configs fp16+greedy,fp16+auto,fp32+greedy 2>&1 | tee "$OUT_DIR/engine_gpu.md"
+    --procs 1,4 --configs fp16+greedy,fp16+auto,fp16+auto-python,fp32+greedy 2>&1 | tee "$OUT_DIR/engine_gpu.md"
 python3 -m bench.ocr_accuracy --split "$GPU_DIR/receipts-dev" --systems billstream --backend torch --device cuda \
     --precisions fp32,fp16 --decoders beam,greedy --no-line-crops 2>&1 | tee "$OUT_DIR/ocr_accuracy_gpu.md"

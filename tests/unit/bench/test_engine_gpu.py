@@ -22,3 +22,14 @@ def test_the_gpu_bench_runs_batched_detection_and_shared_processes_on_the_cpu() 
     assert all(r["pages_per_s"] > 0 and r["lines_per_s"] > 0 for r in rows)
     alone = [r for r in rows if r["procs"] == 1]
     assert alone[0]["lines"] == alone[1]["lines"] > 0  # the same pages read alike page by page or in one tensor
+
+
+def test_the_gpu_bench_puts_the_python_beam_beside_the_compiled_one() -> None:
+    command = [sys.executable, "-m", "bench.engine_gpu", "--device", "cpu", "--pages", "2", "--batches", "2",
+               "--detect-batches", "1", "--procs", "1", "--configs", "fp32+auto,fp32+auto-python", "--json"]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=240,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = json.loads(done.stdout.strip().splitlines()[-1])["rows"]
+    assert [r["config"] for r in rows] == ["fp32+auto", "fp32+auto-python"]
+    assert rows[0]["lines"] == rows[1]["lines"] > 0
