@@ -8,31 +8,27 @@ search in :mod:`models.recognition.ctc` stays as the reference the tests hold it
 
 The LM becomes arrays: each history (the last ``order - 1`` characters, start padding
 included) is an integer in base ``len(symbols) + 1``, so dropping its first character is a
-modulo; its counts are a sorted slice of (follower, count) pairs.
+modulo; its row is found by binary search, and its counts are a sorted slice of (follower,
+count) pairs.
+
+It is compiled when the engine loads, in every process (about 7 s on the 2-core machine):
+numba's on-disk cache stores pickles, and no cache of billstream's holds a pickle.
 """
 from __future__ import annotations
 
 import math
-import os
 import weakref
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
+from numba import njit
 
-# compiled once per machine (~7 s), then loaded from this cache (<1 s): beside the engine's
-# ONNX export, which a worker's pod already keeps writable; the package's own folder may not be
-os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "billstream" / "numba"))
-from numba import njit  # noqa: E402
-from numba.core import types  # noqa: E402
-from numba.typed import Dict  # noqa: E402
-
-from models.recognition.char_lm import END, START, CharNgramLM  # noqa: E402
+from models.recognition.char_lm import END, START, CharNgramLM
 
 
 @dataclass(frozen=True)
 class LmTables:
-    rows: Dict  # history code → row
+    keys: np.ndarray  # history codes, ascending; a history's row is its index here
     totals: np.ndarray  # per row: sum of its follower counts
     distinct: np.ndarray  # per row: number of distinct followers
     starts: np.ndarray  # per row: where its followers begin in ``followers`` (and one past the last row)
@@ -68,8 +64,8 @@ def build_tables(lm: CharNgramLM, chars: str) -> LmTables:
     starts = [0]
     followers: list[int] = []
     counts: list[int] = []
-    for history, followed in sorted(lm.counts.items()):
-        keys.append(encode(history))
+    for key, followed in sorted((encode(history), followed) for history, followed in lm.counts.items()):
+        keys.append(key)
         pairs = sorted((code[c], n) for c, n in followed.items())
         totals.append(sum(n for _, n in pairs))
         distinct.append(len(pairs))
@@ -78,20 +74,10 @@ def build_tables(lm: CharNgramLM, chars: str) -> LmTables:
         starts.append(len(followers))
     char_codes = np.zeros(len(chars) + 1, np.int64)
     char_codes[1:] = [code[c] for c in chars]
-    rows = _row_index(np.array(keys, np.int64))
-    return LmTables(rows, np.array(totals, np.int64), np.array(distinct, np.int64), np.array(starts, np.int64),
+    return LmTables(np.array(keys, np.int64), np.array(totals, np.int64), np.array(distinct, np.int64), np.array(starts, np.int64),
                     np.array(followers, np.int64), np.array(counts, np.int64), char_codes,
-                    rows.get(0, -1), base, lm.order, lm.alphabet_size,
+                    0 if keys and keys[0] == 0 else -1, base, lm.order, lm.alphabet_size,
                     encode(lm.context("")), code[END])
-
-
-@njit(cache=True)
-def _row_index(keys: np.ndarray) -> Dict:
-    # filled here, not from Python: 64,810 inserts across the boundary took ~0.4 s
-    rows = Dict.empty(key_type=types.int64, value_type=types.int64)
-    for row in range(len(keys)):
-        rows[keys[row]] = row
-    return rows
 
 
 _TABLES: weakref.WeakKeyDictionary[CharNgramLM, tuple[str, LmTables]] = weakref.WeakKeyDictionary()
@@ -117,14 +103,14 @@ def beam_one(probs: np.ndarray, blank: int, tables: LmTables, alpha: float, beta
              prune: float, blank_skip: float) -> tuple[list[int], float]:
     """One line's (steps, classes) probabilities → the chosen charset indices and confidence."""
     t = tables
-    indices, confidence = _beam(np.ascontiguousarray(probs, np.float64), blank, t.rows, t.totals, t.distinct,
+    indices, confidence = _beam(np.ascontiguousarray(probs, np.float64), blank, t.keys, t.totals, t.distinct,
                                 t.starts, t.followers, t.counts, t.char_codes, t.root, t.base, t.order,
                                 t.alphabet_size, t.start_history, t.end_code, float(alpha), float(beta), int(width),
                                 float(prune), float(blank_skip))  # one compiled signature, whatever the config's types
     return indices.tolist(), confidence
 
 
-@njit(cache=True)
+@njit
 def _count(row: int, symbol: int, starts: np.ndarray, followers: np.ndarray, counts: np.ndarray) -> int:
     lo, hi = starts[row], starts[row + 1]
     while lo < hi:
@@ -138,8 +124,8 @@ def _count(row: int, symbol: int, starts: np.ndarray, followers: np.ndarray, cou
     return 0
 
 
-@njit(cache=True)
-def _log_prob(history: int, symbol: int, rows, totals, distinct, starts, followers, counts,  # type: ignore[no-untyped-def]
+@njit
+def _log_prob(history: int, symbol: int, keys, totals, distinct, starts, followers, counts,  # type: ignore[no-untyped-def]
               root: int, base: int, order: int, alphabet_size: int) -> float:
     # the reference recursion (CharNgramLM._prob), unrolled from the empty history upwards
     if root >= 0:
@@ -150,14 +136,14 @@ def _log_prob(history: int, symbol: int, rows, totals, distinct, starts, followe
     for _ in range(order - 1):
         scale *= base
         key = history % scale
-        if key in rows:
-            row = rows[key]
+        row = int(np.searchsorted(keys, key))
+        if row < len(keys) and keys[row] == key:
             d = distinct[row]
             p = (_count(row, symbol, starts, followers, counts) + d * p) / (totals[row] + d)
     return math.log(p)
 
 
-@njit(cache=True)
+@njit
 def _same_prefix(prefixes_a: np.ndarray, a: int, prefixes_b: np.ndarray, b: int, length: int) -> bool:
     for k in range(length):
         if prefixes_a[a, k] != prefixes_b[b, k]:
@@ -165,8 +151,8 @@ def _same_prefix(prefixes_a: np.ndarray, a: int, prefixes_b: np.ndarray, b: int,
     return True
 
 
-@njit(cache=True, nogil=True)  # other threads (a worker's fetch, a GPU's next batch) run meanwhile
-def _beam(probs, blank, rows, totals, distinct, starts, followers, counts, char_codes, root, base,  # type: ignore[no-untyped-def]
+@njit(nogil=True)  # other threads (a worker's fetch, a GPU's next batch) run meanwhile
+def _beam(probs, blank, keys, totals, distinct, starts, followers, counts, char_codes, root, base,  # type: ignore[no-untyped-def]
           order, alphabet_size, start_history, end_code, alpha, beta, width, prune, blank_skip):
     steps, classes = probs.shape
     history_mod = 1
@@ -241,7 +227,7 @@ def _beam(probs, blank, rows, totals, distinct, starts, followers, counts, char_
                         f_n += 1
                         symbol = char_codes[c]
                         f_pb[target], f_pnb[target] = 0.0, 0.0
-                        f_lm[target] = lm[i] + _log_prob(hist[i], symbol, rows, totals, distinct, starts, followers,
+                        f_lm[target] = lm[i] + _log_prob(hist[i], symbol, keys, totals, distinct, starts, followers,
                                                          counts, root, base, order, alphabet_size)
                         f_hist[target] = (hist[i] * base + symbol) % history_mod if order > 1 else 0
                         f_len[target], f_last[target] = size + 1, c
@@ -271,7 +257,7 @@ def _beam(probs, blank, rows, totals, distinct, starts, followers, counts, char_
     for i in range(n):
         total = pb[i] + pnb[i]
         value = (math.log(total) if total > 0 else -1e30) + alpha * lm[i] + beta * length[i]
-        value += alpha * _log_prob(hist[i], end_code, rows, totals, distinct, starts, followers, counts, root, base,
+        value += alpha * _log_prob(hist[i], end_code, keys, totals, distinct, starts, followers, counts, root, base,
                                    order, alphabet_size)
         if i == 0 or value > best_score:
             best, best_score = i, value
