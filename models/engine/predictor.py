@@ -181,9 +181,8 @@ class OcrEngine:
         if options.decoder == "beam" and language_model is None:
             raise WeightsError("decoder 'beam' needs a language model in the manifest")
         self.language_model = language_model if options.decoder != "greedy" else None
-        search = compiled_search() if self.language_model is not None and options.compiled_beam else None
-        if search is not None and self.language_model is not None:  # compiled (or loaded) now, not at the first bill
-            search.prepare(self.language_model[0], charset.chars)
+        if self.language_model is not None and options.compiled_beam and (search := compiled_search()) is not None:
+            search.prepare(self.language_model[0], charset.chars)  # compiled now, not at the first bill
         self.word_check = word_check if self.language_model is not None and options.word_check else None
 
     @classmethod

@@ -93,8 +93,8 @@ def tables_for(lm: CharNgramLM, chars: str) -> LmTables:
 
 
 def prepare(lm: CharNgramLM, chars: str) -> None:
-    """Build the tables and compile (or load) the search now, so that a worker's first bill
-    does not wait for it."""
+    """Build the tables and compile the search now, so that a worker's first bill does not
+    wait for it."""
     probs = np.full((2, len(chars) + 1), 1.0 / (len(chars) + 1))
     beam_one(probs, 0, tables_for(lm, chars), 0.3, 0.5, 2, 1e-3, 0.999)
 

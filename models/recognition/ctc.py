@@ -63,15 +63,15 @@ def beam_decode(log_probs: np.ndarray, charset: Charset, lm: CharNgramLM, config
         raise ValueError(f"expected (T, B, C) log-probabilities, got shape {log_probs.shape}")
     steps, batch, _ = log_probs.shape
     probs = np.exp(log_probs.astype(np.float64))
-    chars = {i: charset.decode([i]) for i in range(len(charset)) if i != charset.blank}
     search = compiled_search() if compiled else None
     tables = search.tables_for(lm, charset.chars) if search is not None else None
+    chars = {i: charset.decode([i]) for i in range(len(charset)) if i != charset.blank} if search is None else {}
     out: list[tuple[str, float]] = []
     for b in range(batch):
         line = probs[: steps if lengths is None else int(lengths[b]), b]
         if line.size and (line.max(-1) >= config.sure).all():
             out += greedy_decode(log_probs[: line.shape[0], b:b + 1], charset)
-        elif search is not None and tables is not None:
+        elif search is not None:
             indices, confidence = search.beam_one(line, charset.blank, tables, config.alpha, config.beta,
                                                   config.width, config.prune, config.blank_skip)
             out.append((charset.decode(indices), float(confidence)))

@@ -58,7 +58,7 @@ def test_compiled_search_agrees_with_the_reference_under_the_shipped_lm() -> Non
         beam_decode(log_probs, spec.charset, lm, config, compiled=False)
 
 
-def test_without_numba_the_beam_warns_once_and_reads_the_same_in_python(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_numba_the_beam_warns_and_reads_the_same_in_python(monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 
     from models import recognition
